@@ -1,0 +1,36 @@
+# ledgerlake: `make demo` and `make test` are all a fresh machine needs (Python 3.11+, Java 17+, network).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_DATA ?= demo-data
+export LEDGERLAKE_WAREHOUSE ?= $(CURDIR)/warehouse/lake
+
+.PHONY: venv demo test test-fast bench lint clean spark-conf
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m ledgerlake.setup_env
+	@touch $(STAMP)
+
+demo: venv
+	$(PY) -m ledgerlake.demo --data $(DEMO_DATA)
+
+test: venv
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+bench: venv
+	$(PY) bench/backfill.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(DEMO_DATA) warehouse/lake .pytest_cache

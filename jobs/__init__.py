@@ -1,0 +1,1 @@
+"""spark-submit entry points, one per job, each with ``main(argv)``."""

@@ -1,0 +1,48 @@
+"""The ``ledgerlake`` command: one entry point, one module per sub-command."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# sub-command -> (module with main(argv), one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backfill": ("jobs.backfill", "load a legacy feed's batch files into silver.transactions"),
+    "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
+    "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
+}
+
+USAGE = """usage: ledgerlake COMMAND [options]   (ledgerlake COMMAND --help for a command's options)
+
+Legacy bank batch files and real-time events into a validated, month-partitioned Delta lake.
+
+commands:
+{commands}
+
+Every command takes --warehouse PATH (or LEDGERLAKE_WAREHOUSE) to choose the lake;
+the default lake lives in the repository's warehouse/lake folder.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        listing = "\n".join(f"  {name:<10} {desc}" for name, (_, desc) in COMMANDS.items())
+        print(USAGE.format(commands=listing))
+        return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from ledgerlake import __version__
+
+        print(f"ledgerlake {__version__}")
+        return 0
+    command = args[0]
+    if command not in COMMANDS:
+        print(f"ledgerlake: error: unknown command {command!r}; choose from {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The lake: table locations, creation, catalog registration and safe Delta commits."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from warehouse.tables import ALL_TABLES, TableDef
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Delta's optimistic-concurrency conflicts: retried with backoff, never swallowed.
+_CONFLICT_MARKERS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+    "DELTA_CONCURRENT", "FileAlreadyExistsException",
+)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for Delta's retryable write-write conflicts."""
+    text = f"{type(exc).__name__} {exc}"
+    return any(marker in text for marker in _CONFLICT_MARKERS)
+
+
+def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
+    """Run a Delta commit, retrying optimistic-concurrency conflicts with jittered backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts or not is_conflict(exc):
+                raise
+            delay = min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random())
+            log.warning("%s: concurrent commit, retry %d/%d in %.1fs", what, attempt, attempts - 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class Lake:
+    """Tables of one lake root, addressed by name or path from any process."""
+
+    def __init__(self, spark: SparkSession, root: str) -> None:
+        self.spark = spark
+        self.root = root.rstrip("/")
+
+    def path(self, table: str | TableDef) -> str:
+        table_def = ALL_TABLES[table] if isinstance(table, str) else table
+        return f"{self.root}/{table_def.relative_path}"
+
+    def ensure(self, names: list[str] | None = None) -> Lake:
+        """Create missing tables and register all of them by location in this session's catalog."""
+        for name in names or list(ALL_TABLES):
+            with_conflict_retry(lambda n=name: self._create(ALL_TABLES[n]), f"create {name}")
+        self.register()
+        return self
+
+    def _create(self, table: TableDef) -> None:
+        from delta.tables import DeltaTable
+
+        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table))
+        for col_name, col_type, nullable in table.columns:
+            kwargs = {"generatedAlwaysAs": table.generated[col_name]} if col_name in table.generated else {}
+            builder = builder.addColumn(col_name, col_type, nullable=nullable, **kwargs)
+        if table.partitioned_by:
+            builder = builder.partitionedBy(*table.partitioned_by)
+        for key, value in table.properties.items():
+            builder = builder.property(key, value)
+        if table.comment:
+            builder = builder.comment(table.comment)
+        builder.execute()
+
+    def register(self) -> None:
+        """Point the session catalog's names at this lake's table locations."""
+        for table in ALL_TABLES.values():
+            location = self.path(table)
+            if not self.exists(table.name):
+                continue
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.schema_name}")
+            current = self._registered_location(table.name)
+            if current is not None and current.rstrip("/").removeprefix("file:") == location.removeprefix("file:"):
+                continue
+            if current is not None:
+                # Another lake was registered under this name earlier in the session: re-point it.
+                # The table is external, so dropping the name leaves the data in place.
+                self.spark.sql(f"DROP TABLE IF EXISTS {table.name}")
+            self.spark.sql(f"CREATE TABLE IF NOT EXISTS {table.name} USING DELTA LOCATION '{location}'")
+
+    def _registered_location(self, name: str) -> str | None:
+        if not self.spark.catalog.tableExists(name):
+            return None
+        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+        for row in rows:
+            if row[0] == "Location":
+                return str(row[1])
+        return None
+
+    def exists(self, name: str) -> bool:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(self.spark, self.path(name))
+
+    def read(self, name: str) -> DataFrame:
+        return self.spark.read.format("delta").load(self.path(name))
+
+    def delta(self, name: str) -> DeltaTable:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(self.spark, self.path(name))
+
+    def is_empty(self, name: str) -> bool:
+        """Cheap emptiness check from the Delta log (no data scan)."""
+        detail = self.delta(name).detail().select("numFiles").first()
+        return detail is None or not detail["numFiles"]
+
+
+def open_lake(spark: SparkSession, root: str, create: bool = True) -> Lake:
+    """The lake at root, its tables created if missing and registered by name."""
+    lake = Lake(spark, root)
+    return lake.ensure() if create else _registered(lake)
+
+
+def _registered(lake: Lake) -> Lake:
+    lake.register()
+    return lake

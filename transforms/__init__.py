@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame transforms: parsing, validation, mapping, dedupe (no I/O, no actions)."""

@@ -1,0 +1,63 @@
+"""Physical formats: turn whole files into one row per physical record, in Spark SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+def split_records(encoding: str) -> Callable[[DataFrame], DataFrame]:
+    """files(file_sha, content) -> records(file_sha, record_no, raw), LF or CRLF separated.
+
+    The terminator after the last record is optional; an empty file has no records.
+    """
+
+    def _split(files: DataFrame) -> DataFrame:
+        text = F.decode(F.col("content"), encoding)
+        body = F.regexp_replace(text, r"\r?\n\z", "")
+        lines = F.when(body == "", F.array().cast("array<string>")).otherwise(F.split(body, r"\r?\n"))
+        return files.select("file_sha", F.posexplode(lines).alias("pos", "raw")).select(
+            "file_sha", (F.col("pos") + 1).cast("bigint").alias("record_no"), "raw"
+        )
+
+    return _split
+
+
+def fixed_fields(fields: dict[str, tuple[int, int]]) -> Callable[[DataFrame], DataFrame]:
+    """Add one column per fixed-width field: name -> (1-based start, length)."""
+
+    def _fields(records: DataFrame) -> DataFrame:
+        return records.withColumns(
+            {name: F.substring("raw", start, length) for name, (start, length) in fields.items()}
+        )
+
+    return _fields
+
+
+# One RFC-4180 field with '|' as the delimiter: quoted (with "" escapes) or plain without quotes.
+_FIELD = r'("(?:[^"]|"")*"|[^|"]*)'
+
+
+def delimited_pattern(n_fields: int) -> str:
+    """Java regex matching a whole line of exactly n_fields delimited fields."""
+    return "^" + r"\|".join([_FIELD] * n_fields) + "$"
+
+
+def delimited_fields(names: list[str]) -> Callable[[DataFrame], DataFrame]:
+    """Add one column per delimited field (unquoted), plus ``well_formed`` for the whole line."""
+    pattern = delimited_pattern(len(names))
+
+    def _fields(records: DataFrame) -> DataFrame:
+        raw_fields = {f"_q{i}": F.regexp_extract("raw", pattern, i + 1) for i in range(len(names))}
+        values = {
+            name: F.when(F.col(f"_q{i}").startswith('"'),
+                         F.regexp_replace(F.expr(f"substr(_q{i}, 2, length(_q{i}) - 2)"), '""', '"'))
+            .otherwise(F.col(f"_q{i}"))
+            for i, name in enumerate(names)
+        }
+        return (records.withColumn("well_formed", F.col("raw").rlike(pattern))
+                .withColumns(raw_fields).withColumns(values).drop(*raw_fields))
+
+    return _fields

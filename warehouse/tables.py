@@ -1,0 +1,132 @@
+"""Every lake table as code: schema, partitioning and properties in one place per table.
+
+Tables live at ``<lake root>/<schema>/<table>`` and are registered by location in
+each process's session catalog (no shared metastore needed), so ``silver.transactions``
+resolves from every process, including several at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TXN_COLUMNS: list[tuple[str, str, bool]] = [
+    # (name, Spark SQL type, nullable) -- the lake contract's columns, in contract order
+    ("txn_id", "STRING", False),
+    ("source_system", "STRING", False),
+    ("account_id", "STRING", False),
+    ("posting_date", "DATE", False),
+    ("posted_at", "TIMESTAMP", True),
+    ("value_date", "DATE", True),
+    ("txn_code", "STRING", True),
+    ("amount", "DECIMAL(18,2)", False),
+    ("currency", "STRING", True),
+    ("channel", "STRING", True),
+    ("description", "STRING", True),
+    ("balance_after", "DECIMAL(18,2)", True),
+    ("reversal_of", "STRING", True),
+]
+
+LINEAGE_COLUMNS: list[tuple[str, str, bool]] = [
+    ("source_file", "STRING", True),       # base name of the batch file or landing file
+    ("record_no", "BIGINT", True),         # 1-based physical record / line number in it
+    ("record_hash", "STRING", True),       # SHA-256 of the raw record: identity across re-sent files
+    ("event_sequence", "BIGINT", True),    # sequence of the streamed version; null for batch rows
+    ("load_id", "STRING", True),
+    ("ingested_at", "TIMESTAMP", True),
+]
+
+CONTRACT_COLUMN_NAMES = [name for name, _, _ in TXN_COLUMNS]
+MONTH_EXPR = "date_format(posting_date, 'yyyy-MM')"
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A Delta table of the lake."""
+
+    name: str                                   # qualified name users query, e.g. silver.transactions
+    columns: list[tuple[str, str, bool]]
+    partitioned_by: list[str] = field(default_factory=list)
+    generated: dict[str, str] = field(default_factory=dict)   # column -> generation expression
+    properties: dict[str, str] = field(default_factory=dict)
+    comment: str = ""
+
+    @property
+    def schema_name(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def relative_path(self) -> str:
+        return self.name.replace(".", "/")
+
+    def column_names(self) -> list[str]:
+        return [name for name, _, _ in self.columns]
+
+
+_TXN_PROPS = {
+    # statistics on the lineage columns too, so lookups by txn_id/account skip files
+    "delta.dataSkippingNumIndexedCols": "20",
+}
+
+SILVER_TRANSACTIONS = TableDef(
+    name="silver.transactions",
+    columns=TXN_COLUMNS + LINEAGE_COLUMNS + [("posting_month", "STRING", False)],
+    partitioned_by=["posting_month"],
+    generated={"posting_month": MONTH_EXPR},
+    properties=_TXN_PROPS,
+    comment="Every accepted transaction, full history, one row per txn_id; partitioned by posting month.",
+)
+
+SERVING_TRANSACTIONS = TableDef(
+    name="serving.transactions_recent",
+    columns=TXN_COLUMNS + LINEAGE_COLUMNS + [("posting_month", "STRING", False)],
+    partitioned_by=["posting_month"],
+    generated={"posting_month": MONTH_EXPR},
+    properties=_TXN_PROPS,
+    comment="Transactions of the most recent N calendar months, kept current by the stream.",
+)
+
+LOAD_LEDGER = TableDef(
+    name="ops.load_ledger",
+    columns=[
+        ("load_id", "STRING", False),
+        ("source_system", "STRING", False),
+        ("source_file", "STRING", False),
+        ("source_path", "STRING", True),
+        ("sha256", "STRING", False),
+        ("business_date", "DATE", True),
+        ("status", "STRING", False),           # LOADED | REJECTED | SKIPPED
+        ("reason", "STRING", True),            # reject reason code, null unless REJECTED
+        ("reason_detail", "STRING", True),     # human-readable explanation of the reason
+        ("records_in", "BIGINT", True),
+        ("records_accepted", "BIGINT", True),
+        ("records_quarantined", "BIGINT", True),
+        ("rows_inserted", "BIGINT", True),     # accepted rows that were new to silver
+        ("control_count", "BIGINT", True),
+        ("control_debit_total", "DECIMAL(20,2)", True),
+        ("control_credit_total", "DECIMAL(20,2)", True),
+        ("control_net_total", "DECIMAL(20,2)", True),
+        ("file_size", "BIGINT", True),
+        ("processed_at", "TIMESTAMP", False),
+    ],
+    comment="One row per batch file processed: status, reason and record counts.",
+)
+
+QUARANTINE = TableDef(
+    name="ops.quarantine",
+    columns=[
+        ("source_system", "STRING", False),
+        ("source_file", "STRING", False),
+        ("source_sha256", "STRING", True),
+        ("record_no", "BIGINT", False),
+        ("reason", "STRING", False),
+        ("raw_record", "STRING", True),
+        ("txn_id", "STRING", True),
+        ("load_id", "STRING", True),
+        ("quarantined_at", "TIMESTAMP", False),
+    ],
+    comment="Records that failed validation, with the first failing reason and their raw text.",
+)
+
+ALL_TABLES: dict[str, TableDef] = {
+    t.name: t for t in (SILVER_TRANSACTIONS, SERVING_TRANSACTIONS, LOAD_LEDGER, QUARANTINE)
+}
