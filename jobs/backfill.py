@@ -129,7 +129,7 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
                             undated_skipped=found.undated_skipped)
     for name, earlier in found.same_content:
         result.files.append(FileResult(name, "", None, "SKIPPED", note=f"same content as {earlier}"))
-    known = known_files(lake, [f.sha256 for f in found.files])
+    known = known_files(lake, spec.source_system, [f.sha256 for f in found.files])
     pending: list[BatchFile] = []
     for f in found.files:
         previous = known.get(f.sha256)
@@ -219,7 +219,10 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
         if accepted:
             existing = None
             if not lake.is_empty("silver.transactions"):
-                existing = (lake.read("silver.transactions")
+                # Pinned to the current version: a recomputation after our own commit sees the same rows.
+                version = lake.delta("silver.transactions").history(1).first()["version"]
+                existing = (lake.spark.read.format("delta").option("versionAsOf", version)
+                            .load(lake.path("silver.transactions"))
                             .where(F.col("source_system") == spec.source_system)
                             .where(F.col("record_hash").isNotNull())
                             .select("txn_id", F.col("record_hash").alias("existing_hash")))
@@ -233,11 +236,6 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
                 .persist(StorageLevel.MEMORY_AND_DISK)
             )
             try:
-                fingerprint = batch_fingerprint(files)
-                write_silver(lake, classified.where(F.col("verdict") == NEW), load_id,
-                             app_id=f"backfill-{spec.name}-{fingerprint}")
-                write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED), spec.source_system,
-                                 load_id)
                 counts = {
                     row["file_sha"]: row.asDict()
                     for row in classified.groupBy("file_sha").agg(
@@ -247,6 +245,10 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
                         F.count_if(F.col("verdict") == NEW).alias("inserted"),
                     ).collect()
                 }
+                write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED), spec.source_system,
+                                 load_id)
+                write_silver(lake, classified.where(F.col("verdict") == NEW), load_id,
+                             app_id=f"backfill-{spec.name}-{batch_fingerprint(files)}")
             finally:
                 classified.unpersist()
     finally:

@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     from ledgerlake.discovery import BatchFile
 
 
-def known_files(lake: Lake, shas: list[str]) -> dict[str, dict[str, Any]]:
-    """Ledger rows (LOADED or REJECTED) of the given fingerprints, by SHA-256."""
+def known_files(lake: Lake, source_system: str, shas: list[str]) -> dict[str, dict[str, Any]]:
+    """Ledger rows (LOADED or REJECTED) of the feed's files with the given fingerprints, by SHA-256."""
     if not shas:
         return {}
     rows = (lake.read(LOAD_LEDGER.name)
-            .where(F.col("sha256").isin(shas) & F.col("status").isin("LOADED", "REJECTED"))
+            .where((F.col("source_system") == source_system) & F.col("sha256").isin(shas)
+                   & F.col("status").isin("LOADED", "REJECTED"))
             .select("sha256", "status", "reason", "reason_detail", "source_file").collect())
     return {r["sha256"]: r.asDict() for r in rows}
 
@@ -87,7 +88,8 @@ def record_files(lake: Lake, source_system: str, files: list[BatchFile], results
     data = lake.spark.createDataFrame(rows, schema).withColumn("processed_at", F.current_timestamp())
     with_conflict_retry(
         lambda: lake.delta(LOAD_LEDGER.name).alias("t")
-        .merge(data.alias("s"), "t.sha256 = s.sha256 AND t.status IN ('LOADED', 'REJECTED')")
+        .merge(data.alias("s"), "t.source_system = s.source_system AND t.sha256 = s.sha256 "
+                               "AND t.status IN ('LOADED', 'REJECTED')")
         .whenNotMatchedInsertAll().execute(),
         "write ops.load_ledger",
     )
