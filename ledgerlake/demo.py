@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     configure_logging(config.log_level)
 
-    from jobs.backfill import render_summary, run_backfill
     from pyspark.sql import functions as F
 
+    from jobs.backfill import render_summary, run_backfill
     from ledgerlake.discovery import discover, month_range
     from ledgerlake.generate import generate
     from ledgerlake.lake import open_lake

@@ -22,11 +22,12 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = [
     "CURRENCIES",
@@ -358,7 +359,7 @@ def _index(seq: Sequence[str], item: str) -> int:
 # --------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _clock(sep: str) -> tuple[str, ...]:
     """Every second of the day as HHMMSS (joined by ``sep``)."""
     return tuple(

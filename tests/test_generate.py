@@ -262,7 +262,7 @@ class ReferenceLoader:
                 status[i] = "NEW"
                 accepted += 1
                 new_rows += 1
-        for (tid, _, _), s in zip(details, status):
+        for (tid, _, _), s in zip(details, status, strict=True):
             self.records.append((tid, name, str(s)))
         quarantined = Counter(s for s in status if s not in ("NEW", "NOOP"))
         return {
@@ -311,7 +311,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path, source: str) ->
               file_errors=("all",))  # fmt: skip
     m1 = gen.generate(tmp_path / "a", seed=7, **kw)
     m2 = gen.generate(tmp_path / "b", seed=7, **kw)
-    m3 = gen.generate(tmp_path / "c", seed=8, **kw)
+    gen.generate(tmp_path / "c", seed=8, **kw)
     a, b, c = read_all(tmp_path / "a"), read_all(tmp_path / "b"), read_all(tmp_path / "c")
     assert a == b
     assert m1.to_json() == m2.to_json()

@@ -75,7 +75,7 @@ FILE_CHECKS = [
     FileCheck(
         "CONTROL_TOTAL_MISMATCH",
         f"NOT coalesce({_TRL_NET} = sum_amount, FALSE)",
-        f"format_string('trailer net total %s, lines sum to %s', trl_net_raw, sum_amount)",
+        "format_string('trailer net total %s, lines sum to %s', trl_net_raw, sum_amount)",
     ),
 ]
 

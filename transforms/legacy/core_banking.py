@@ -117,8 +117,8 @@ FILE_CHECKS = [
     FileCheck("EMPTY_FILE", "coalesce(n_records, 0) = 0", "'the file holds no records'"),
     FileCheck(
         "MALFORMED_RECORD",
-        f"n_bad_length > 0 OR n_bad_type > 0 OR n_headers > 1 OR n_trailers > 1 "
-        f"OR coalesce(first_trailer_no < last_record_no, FALSE)",
+        "n_bad_length > 0 OR n_bad_type > 0 OR n_headers > 1 OR n_trailers > 1 "
+        "OR coalesce(first_trailer_no < last_record_no, FALSE)",
         "format_string('%d record(s) not %d long, %d of unknown type, %d headers, %d trailers%s', "
         f"n_bad_length, {RECORD_LENGTH}, n_bad_type, n_headers, n_trailers, "
         "CASE WHEN first_trailer_no < last_record_no THEN ', records after the trailer' ELSE '' END)",

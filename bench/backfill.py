@@ -1,0 +1,130 @@
+"""Backfill benchmark: the full validated backfill against a plain Spark copy of the same files.
+
+    .venv/bin/python bench/backfill.py [--days 730] [--records-per-day 2000]
+
+Generates ~1.5M core_banking records over two years (once; reused while the
+parameters match), then runs, each in its own process on an empty target:
+
+* backfill -- the real job: parse, file gates, record rules, duplicates against
+  silver, Delta commits to silver/quarantine/ledger;
+* plain    -- spark.read.text of the same files, keep detail records, derive the
+  posting month, write month-partitioned Parquet. No validation at all.
+
+Prints records/s of both (timed inside the process, Spark start-up excluded), the
+ratio, and the peak resident memory of each process tree (Python + JVM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHILD_BACKFILL = """
+import json, sys, time
+from ledgerlake.config import LakeConfig
+from ledgerlake.session import build_session
+from ledgerlake.lake import open_lake
+from ledgerlake.discovery import discover, month_range
+from jobs.backfill import run_backfill
+from transforms.legacy import get_source
+data, lake_root = sys.argv[1], sys.argv[2]
+spark = build_session(LakeConfig(warehouse=lake_root), "bench-backfill")
+lake = open_lake(spark, lake_root)
+spec = get_source("core_banking"); months = month_range(None, None)
+t0 = time.monotonic()
+found = discover(spec, data, months)
+result = run_backfill(lake, spec, found, months)
+seconds = time.monotonic() - t0
+records = sum(f.records_in for f in result.files)
+print(json.dumps({"seconds": seconds, "records": records, "files": len(result.files),
+                  "silver_rows": lake.read("silver.transactions").count()}))
+"""
+
+CHILD_PLAIN = """
+import json, sys, time
+from pyspark.sql import functions as F
+from ledgerlake.config import LakeConfig
+from ledgerlake.session import build_session
+data, out = sys.argv[1], sys.argv[2]
+spark = build_session(LakeConfig(warehouse=out), "bench-plain")
+t0 = time.monotonic()
+lines = spark.read.text(data + "/*.dat")
+details = lines.where(F.substring("value", 1, 1) == "D").withColumn(
+    "posting_month", F.concat_ws("-", F.substring("value", 34, 4), F.substring("value", 38, 2)))
+details.write.mode("overwrite").partitionBy("posting_month").parquet(out + "/plain")
+seconds = time.monotonic() - t0
+records = spark.read.parquet(out + "/plain").count()
+print(json.dumps({"seconds": seconds, "records": records}))
+"""
+
+
+def run_child(code: str, *args: str) -> tuple[dict, float]:
+    """Run a child Python process; return its JSON result and the peak RSS (MiB) of its process tree."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.25)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.stderr.write(err[-4000:])
+        raise SystemExit(f"benchmark child failed with exit status {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1]), peak / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--records-per-day", type=int, default=2000)
+    parser.add_argument("--accounts", type=int, default=20000)
+    parser.add_argument("--workdir", default=str(REPO / ".bench"))
+    args = parser.parse_args(argv)
+
+    from ledgerlake.generate import generate
+
+    work = Path(args.workdir)
+    data = work / f"core_{args.days}d_{args.records_per_day}"
+    if not (data / "_SUCCESS").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.monotonic()
+        manifest = generate(data, source="core_banking", start="2023-01-01", days=args.days,
+                            accounts=args.accounts, records_per_day=args.records_per_day, seed=11)
+        (data / "_SUCCESS").write_text(manifest.to_json())
+        print(f"generated {manifest.total_records:,} records in {len(manifest.files)} files "
+              f"({time.monotonic() - t0:.1f}s)")
+    size_mb = sum(p.stat().st_size for p in data.glob("*.dat")) / 2**20
+
+    for target in ("lake", "plain"):
+        shutil.rmtree(work / target, ignore_errors=True)
+    backfill, backfill_mem = run_child(CHILD_BACKFILL, str(data), str(work / "lake"))
+    plain, plain_mem = run_child(CHILD_PLAIN, str(data), str(work / "plain"))
+
+    b_rate = backfill["records"] / backfill["seconds"]
+    p_rate = plain["records"] / plain["seconds"]
+    print(f"input: {backfill['files']} files, {backfill['records']:,} detail records, {size_mb:,.0f} MiB")
+    print(f"backfill (validated, Delta): {backfill['seconds']:8.1f} s  {b_rate:12,.0f} rec/s  "
+          f"peak RSS {backfill_mem:,.0f} MiB  silver rows {backfill['silver_rows']:,}")
+    print(f"plain    (text -> Parquet):  {plain['seconds']:8.1f} s  {p_rate:12,.0f} rec/s  "
+          f"peak RSS {plain_mem:,.0f} MiB")
+    print(f"ratio backfill/plain: {b_rate / p_rate:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
