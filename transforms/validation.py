@@ -57,7 +57,30 @@ def with_duplicate_verdict(existing: DataFrame | None) -> Callable[[DataFrame], 
     ``existing`` holds ``txn_id, existing_hash`` of rows already loaded from batch files.
     Adds ``verdict`` (NEW, NOOP, QUARANTINED) and sets ``reason`` to DUPLICATE_TXN_ID where due.
     Files are applied in ``file_order`` as if loaded one after another.
+
+    Only txn_ids seen more than once in the batch or already in silver (the "suspects",
+    few in practice) go through the ordered window logic; the rest are decided row by
+    row, so the wide records are never shuffled.
     """
+
+    def _verdict(records: DataFrame) -> DataFrame:
+        valid = F.col("reason").isNull()
+        keys = records.where(valid).select("txn_id")
+        suspects = keys.groupBy("txn_id").count().where("count > 1").select("txn_id")
+        if existing is not None:
+            suspects = suspects.unionByName(existing.select("txn_id").join(keys, "txn_id", "left_semi"))
+        flagged = records.join(F.broadcast(suspects.distinct().withColumn("_suspect", F.lit(True))),
+                               "txn_id", "left")
+        simple = (flagged.where(F.col("_suspect").isNull())
+                  .withColumn("verdict", F.when(valid, F.lit(NEW)).otherwise(F.lit(QUARANTINED))))
+        ordered = flagged.where(F.col("_suspect")).transform(_ordered_verdict(existing))
+        return simple.drop("_suspect").unionByName(ordered.drop("_suspect"))
+
+    return _verdict
+
+
+def _ordered_verdict(existing: DataFrame | None) -> Callable[[DataFrame], DataFrame]:
+    """The duplicate rules for txn_ids that occur more than once (in the batch or with silver)."""
 
     def _verdict(records: DataFrame) -> DataFrame:
         valid = F.col("reason").isNull()
