@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
-from ledgerlake.console import Progress, configure_logging, fail, render_table
+from ledgerlake.console import Progress, configure_logging, fail, render_table, timed
 from ledgerlake.discovery import BatchFile, Discovery, InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
 from transforms.legacy.spec import SourceSpec
@@ -34,6 +34,7 @@ from transforms.legacy.spec import SourceSpec
 log = logging.getLogger("ledgerlake.backfill")
 
 DEFAULT_BATCH_MB = 256
+MAX_LISTED_SUSPECTS = 20_000   # up to this many duplicate suspects are filtered by value, not joined
 
 
 @dataclass
@@ -180,7 +181,12 @@ def batch_fingerprint(files: list[BatchFile]) -> str:
 
 
 def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> list[FileResult]:  # noqa: ANN001
-    """Validate and publish one batch of files; returns one result per file."""
+    """Validate and publish one batch of files; returns one result per file.
+
+    The files are read and split into records once (kept in memory, spilling to disk);
+    every later step derives its columns from that narrow cache: the file gates, the
+    duplicate suspects, the quarantine and the silver rows.
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -188,6 +194,7 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
     from transforms.validation import (
         NEW,
         QUARANTINED,
+        duplicate_suspects,
         file_statistics,
         to_canonical,
         with_duplicate_verdict,
@@ -203,15 +210,19 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
     )
     content = (spark.read.format("binaryFile").load([f.path for f in files])
                .select(F.sha2("content", 256).alias("file_sha"), "content"))
-    records = content.transform(spec.records).persist(StorageLevel.MEMORY_AND_DISK)
+    records = content.transform(spec.split).persist(StorageLevel.MEMORY_AND_DISK)
+    cached: list = [records]
     try:
-        verdicts = {
-            row["file_sha"]: row
-            for row in meta.join(records.transform(file_statistics(spec)), "file_sha", "left")
-            .transform(with_file_verdict(spec.file_checks, spec.control_totals))
-            .collect()
-        }
-        changed = [r["source_file"] for r in verdicts.values() if r["n_records"] is None and r["reason"] is None]
+        with timed(log, f"parse and gate {len(files)} file(s)"):
+            verdicts = {
+                row["file_sha"]: row
+                for row in meta.join(records.transform(spec.parse).transform(file_statistics(spec)),
+                                     "file_sha", "left")
+                .transform(with_file_verdict(spec.file_checks, spec.control_totals))
+                .collect()
+            }
+        # Spark lists zero-byte files but yields no row for them; any other missing file changed on disk.
+        changed = [r["source_file"] for r in verdicts.values() if r["n_rows"] is None and r["file_size"] > 0]
         if changed:
             raise InputError(f"file(s) changed while loading, nothing of this batch was written: {changed}")
         accepted = [sha for sha, row in verdicts.items() if row["reason"] is None]
@@ -226,33 +237,45 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
                             .where(F.col("source_system") == spec.source_system)
                             .where(F.col("record_hash").isNotNull())
                             .select("txn_id", F.col("record_hash").alias("existing_hash")))
-            classified = (
-                records.where(F.col("file_sha").isin(accepted)).where(F.expr(spec.is_detail))
+            details = (
+                records.where(F.col("file_sha").isin(accepted)).transform(spec.parse).where(F.expr(spec.is_detail))
                 .join(F.broadcast(meta.select("file_sha", "source_file", "file_order")), "file_sha")
                 .transform(to_canonical(spec))
-                .withColumn("record_hash", F.expr(spec.identity))
                 .transform(with_record_reason(spec.record_rules))
-                .transform(with_duplicate_verdict(existing))
-                .persist(StorageLevel.MEMORY_AND_DISK)
             )
-            try:
-                counts = {
-                    row["file_sha"]: row.asDict()
-                    for row in classified.groupBy("file_sha").agg(
-                        F.count(F.lit(1)).alias("records_in"),
-                        F.count_if(F.col("verdict") != QUARANTINED).alias("accepted"),
-                        F.count_if(F.col("verdict") == QUARANTINED).alias("quarantined"),
-                        F.count_if(F.col("verdict") == NEW).alias("inserted"),
-                    ).collect()
-                }
-                write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED), spec.source_system,
-                                 load_id)
+            with timed(log, "find duplicate suspects"):
+                suspects = details.transform(duplicate_suspects(existing)).persist(StorageLevel.MEMORY_AND_DISK)
+                cached.append(suspects)
+                n_suspects = suspects.count()
+            few = n_suspects <= MAX_LISTED_SUSPECTS
+            suspect_ids = [r["txn_id"] for r in suspects.collect()] if few else suspects
+            classified = (details.withColumn("record_hash", F.expr(spec.identity))
+                          .transform(with_duplicate_verdict(existing, suspect_ids)))
+            with timed(log, "quarantine failing records"):
+                quarantined = classified.where(F.col("verdict") == QUARANTINED).persist(
+                    StorageLevel.MEMORY_AND_DISK)
+                cached.append(quarantined)
+                per_file = {r["file_sha"]: r["count"] for r in quarantined.groupBy("file_sha").count().collect()}
+                if per_file:
+                    write_quarantine(lake, quarantined, spec.source_system, load_id)
+            with timed(log, f"publish silver.transactions ({n_suspects:,} duplicate suspects)"):
                 write_silver(lake, classified.where(F.col("verdict") == NEW), load_id,
                              app_id=f"backfill-{spec.name}-{batch_fingerprint(files)}")
-            finally:
-                classified.unpersist()
+                inserted = {
+                    r["source_file"]: r["count"]
+                    for r in lake.read("silver.transactions").where(F.col("load_id") == load_id)
+                    .where(F.col("source_file").isin([f.name for f in files]))
+                    .groupBy("source_file").count().collect()
+                }
+            for f in files:
+                if f.sha256 in accepted:
+                    records_in = int(verdicts[f.sha256]["n_details"] or 0)
+                    q = per_file.get(f.sha256, 0)
+                    counts[f.sha256] = {"records_in": records_in, "accepted": records_in - q, "quarantined": q,
+                                        "inserted": inserted.get(f.name, 0)}
     finally:
-        records.unpersist()
+        for df in cached:
+            df.unpersist()
 
     results = []
     for f in files:
@@ -261,13 +284,14 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
             results.append(FileResult(f.name, f.sha256, f.business_date, "REJECTED", row["reason"],
                                       row["reason_detail"], records_in=int(row["n_details"] or 0)))
             continue
-        c = counts.get(f.sha256, {"records_in": 0, "accepted": 0, "quarantined": 0, "inserted": 0})
+        c = counts[f.sha256]
         results.append(FileResult(
             f.name, f.sha256, f.business_date, "LOADED", records_in=c["records_in"], accepted=c["accepted"],
             quarantined=c["quarantined"], inserted=c["inserted"],
             control_debit=row["control_debit_total"], control_credit=row["control_credit_total"],
         ))
-    record_files(lake, spec.source_system, files, results, verdicts, load_id)
+    with timed(log, "write ops.load_ledger"):
+        record_files(lake, spec.source_system, files, results, verdicts, load_id)
     return results
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -18,6 +19,14 @@ def configure_logging(level: str = "INFO") -> None:
     )
     for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def timed(log: logging.Logger, what: str) -> Iterator[None]:
+    """Log how long a step took (INFO), so slow phases of a job show in its log."""
+    started = time.monotonic()
+    yield
+    log.info("%s took %.1fs", what, time.monotonic() - started)
 
 
 def fail(command: str, message: str, code: int = 2) -> int:

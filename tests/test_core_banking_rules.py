@@ -41,6 +41,7 @@ GOOD = [
     core_detail(txn_id=txn(101), code="REV", reversal_of=txn(100), amount="123.45"),
     core_detail(txn_id=txn(102), amount="0.00", posting_date="20240229", value_date="20240301",
                 posting_time="235959"),
+    core_detail(txn_id=txn(103), posting_date="20991231", value_date="19000101", posting_time="000000"),
 ]
 
 
@@ -69,7 +70,9 @@ def test_record_rule_quarantines_with_first_failing_reason(record_lake, case):
 def test_valid_records_map_to_the_contract_columns(record_lake):
     lake, result, quarantine = record_lake
     rows = silver(lake)
-    assert set(rows) == {txn(100), txn(101), txn(102)}
+    assert set(rows) == {txn(100), txn(101), txn(102), txn(103)}
+    assert rows[txn(103)]["posted_at"].isoformat() == "2099-12-31T00:00:00"
+    assert rows[txn(103)]["value_date"].isoformat() == "1900-01-01"
     first = rows[txn(100)]
     assert first["amount"] == Decimal("-123.45")
     assert first["balance_after"] == Decimal("1000.00")
@@ -83,6 +86,7 @@ def test_valid_records_map_to_the_contract_columns(record_lake):
     assert rows[txn(101)]["reversal_of"] == txn(100)
     assert rows[txn(102)]["posting_date"].isoformat() == "2024-02-29"
     assert rows[txn(102)]["posting_month"] == "2024-02"
+    assert rows[txn(102)]["posted_at"].isoformat() == "2024-02-29T23:59:59"
     entry = ledger(lake)["CORE_TXN_20240301_000001.dat"]
     assert (entry["records_in"], entry["records_accepted"], entry["records_quarantined"]) == (
         len(GOOD) + len(RECORD_CASES), len(GOOD), len(RECORD_CASES))

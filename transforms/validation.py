@@ -50,29 +50,51 @@ def with_record_reason(rules: list[RecordRule]) -> Callable[[DataFrame], DataFra
     return lambda records: records.withColumn("reason", F.expr(case))
 
 
-def with_duplicate_verdict(existing: DataFrame | None) -> Callable[[DataFrame], DataFrame]:
+def duplicate_suspects(existing: DataFrame | None) -> Callable[[DataFrame], DataFrame]:
+    """records -> the txn_ids that need the ordered duplicate rules (distinct ``txn_id``).
+
+    A txn_id is a suspect when it occurs more than once among the records (valid or not:
+    a superset is harmless) or is already in silver. In practice these are few, so the
+    ordered window logic runs on a small subset and the wide records are never shuffled.
+    """
+
+    def _suspects(records: DataFrame) -> DataFrame:
+        keys = records.select("txn_id")
+        repeated = keys.groupBy("txn_id").count().where("count > 1").select("txn_id")
+        if existing is None:
+            return repeated
+        return repeated.unionByName(existing.select("txn_id").join(keys, "txn_id", "left_semi")).distinct()
+
+    return _suspects
+
+
+def with_duplicate_verdict(existing: DataFrame | None,
+                           suspects: DataFrame | list[str]) -> Callable[[DataFrame], DataFrame]:
     """Apply the duplicate rules within and across files, and against silver's book rows.
 
     Input: records with ``file_sha, file_order, record_no, txn_id, record_hash, reason``.
-    ``existing`` holds ``txn_id, existing_hash`` of rows already loaded from batch files.
+    ``existing`` holds ``txn_id, existing_hash`` of rows already loaded from batch files;
+    ``suspects`` the txn_ids from :func:`duplicate_suspects`, as a DataFrame or, when few,
+    as a list (a plain filter Spark pushes below the parsing, so only suspect records
+    are parsed twice).
     Adds ``verdict`` (NEW, NOOP, QUARANTINED) and sets ``reason`` to DUPLICATE_TXN_ID where due.
     Files are applied in ``file_order`` as if loaded one after another.
-
-    Only txn_ids seen more than once in the batch or already in silver (the "suspects",
-    few in practice) go through the ordered window logic; the rest are decided row by
-    row, so the wide records are never shuffled.
     """
 
-    def _verdict(records: DataFrame) -> DataFrame:
+    def _simple(records: DataFrame) -> DataFrame:
         valid = F.col("reason").isNull()
-        keys = records.where(valid).select("txn_id")
-        suspects = keys.groupBy("txn_id").count().where("count > 1").select("txn_id")
-        if existing is not None:
-            suspects = suspects.unionByName(existing.select("txn_id").join(keys, "txn_id", "left_semi"))
-        flagged = records.join(F.broadcast(suspects.distinct().withColumn("_suspect", F.lit(True))),
-                               "txn_id", "left")
-        simple = (flagged.where(F.col("_suspect").isNull())
-                  .withColumn("verdict", F.when(valid, F.lit(NEW)).otherwise(F.lit(QUARANTINED))))
+        return records.withColumn("verdict", F.when(valid, F.lit(NEW)).otherwise(F.lit(QUARANTINED)))
+
+    def _verdict(records: DataFrame) -> DataFrame:
+        if isinstance(suspects, list):
+            if not suspects:
+                return records.transform(_simple)
+            is_suspect = F.col("txn_id").isin(suspects)
+            simple = records.where(~is_suspect).transform(_simple)
+            ordered = records.where(is_suspect).transform(_ordered_verdict(existing))
+            return simple.unionByName(ordered)
+        flagged = records.join(F.broadcast(suspects.withColumn("_suspect", F.lit(True))), "txn_id", "left")
+        simple = flagged.where(F.col("_suspect").isNull()).transform(_simple)
         ordered = flagged.where(F.col("_suspect")).transform(_ordered_verdict(existing))
         return simple.drop("_suspect").unionByName(ordered.drop("_suspect"))
 

@@ -8,7 +8,16 @@ from datetime import date, datetime
 from pyspark.sql import DataFrame
 
 from transforms.legacy.formats import delimited_fields, split_records
-from transforms.legacy.spec import CURRENCIES, FileCheck, RecordRule, SourceSpec, sql_in, valid_date
+from transforms.legacy.spec import (
+    CURRENCIES,
+    FileCheck,
+    RecordRule,
+    SourceSpec,
+    parse_ddmmyyyy,
+    sql_in,
+    timestamp_at,
+    valid_date,
+)
 
 COLUMN_HEADER = "CARD_TXN_REF|ACCOUNT_NO|TXN_DATE|TXN_TIME|AMOUNT|CURRENCY|MERCHANT_NAME|MCC|AUTH_CODE"
 FIELDS = ["c_txn_ref", "c_account", "c_date", "c_time", "c_amount", "c_currency", "c_merchant",
@@ -18,9 +27,11 @@ AMOUNT_FORMAT = "^-?[0-9]+[.][0-9]{2}$"
 TRAILER_FORMAT = "^TRL[|][0-9]+[|]-?[0-9]+[.][0-9]{2}$"
 
 
-def parse_records(files: DataFrame) -> DataFrame:
-    """files(file_sha, content) -> one row per line with the nine fields unquoted."""
-    lines = files.transform(split_records("UTF-8"))
+split_file = split_records("UTF-8")
+
+
+def parse_records(lines: DataFrame) -> DataFrame:
+    """lines(file_sha, record_no, raw) -> the nine fields unquoted, trailer and detail flags."""
     return (
         lines.selectExpr("*", f"raw RLIKE '{TRAILER_FORMAT}' AS is_trailer")
         .transform(delimited_fields(FIELDS))
@@ -28,14 +39,14 @@ def parse_records(files: DataFrame) -> DataFrame:
             "*",
             "record_no > 1 AND NOT is_trailer AS is_detail",
             "try_cast(c_amount AS DECIMAL(18,2)) AS amount_value",
-            "CASE WHEN c_date RLIKE '^[0-9]{2}/[0-9]{2}/[0-9]{4}$' "
-            "THEN try_to_date(c_date, 'dd/MM/yyyy') END AS txn_date_value",
+            f"{parse_ddmmyyyy('c_date')} AS txn_date_value",
         )
     )
 
 
 FILE_STATS = {
-    "n_records": "count(1)",
+    "n_rows": "count(1)",
+    "n_records": "count(raw)",
     "header_line": "max(CASE WHEN record_no = 1 THEN raw END)",
     "first_trailer_no": "min(CASE WHEN is_trailer THEN record_no END)",
     "last_record_no": "max(record_no)",
@@ -94,7 +105,7 @@ MAPPING = {
     "source_system": "'cards'",
     "account_id": "c_account",
     "posting_date": "txn_date_value",
-    "posted_at": "try_to_timestamp(concat(c_date, ' ', c_time), 'dd/MM/yyyy HH:mm:ss')",
+    "posted_at": timestamp_at("txn_date_value", "c_time", ":"),
     "value_date": "txn_date_value",
     "txn_code": "'CARD'",
     "amount": "amount_value",
@@ -126,7 +137,8 @@ SPEC = SourceSpec(
     describe_files="CARDS_YYYYMMDD.csv",
     business_date=business_date,
     order_key=lambda name, head: (name,),
-    records=parse_records,
+    split=split_file,
+    parse=parse_records,
     file_stats=FILE_STATS,
     file_checks=FILE_CHECKS,
     is_detail="is_detail",

@@ -15,6 +15,7 @@ from transforms.legacy.spec import (
     SourceSpec,
     parse_yyyymmdd,
     sql_in,
+    timestamp_at,
     valid_date,
 )
 
@@ -67,10 +68,12 @@ def unsigned_total(expr: str) -> str:
             f"CAST(concat(substr({expr}, 1, 15), '.', substr({expr}, 16, 2)) AS DECIMAL(20,2)) END)")
 
 
-def parse_records(files: DataFrame) -> DataFrame:
-    """files(file_sha, content) -> records with every field of the detail layout cut out."""
-    records = files.transform(split_records("ISO-8859-1")).transform(fixed_fields(DETAIL_FIELDS))
-    return records.selectExpr(
+split_file = split_records("ISO-8859-1")
+
+
+def parse_records(records: DataFrame) -> DataFrame:
+    """records(file_sha, record_no, raw) -> every field of the detail layout cut out and decoded."""
+    return records.transform(fixed_fields(DETAIL_FIELDS)).selectExpr(
         "*",
         f"{zoned_value('f_amount')} AS amount_value",
         f"{zoned_value('f_balance')} AS balance_value",
@@ -90,7 +93,8 @@ def _trailer_field(name: str) -> str:
 
 
 FILE_STATS = {
-    "n_records": "count(1)",
+    "n_rows": "count(1)",
+    "n_records": "count(raw)",
     "n_bad_length": f"count_if(length(raw) != {RECORD_LENGTH})",
     "n_bad_type": "count_if(rec_type NOT IN ('H', 'D', 'T'))",
     "n_headers": "count_if(rec_type = 'H')",
@@ -167,7 +171,7 @@ MAPPING = {
     "source_system": "'core_banking'",
     "account_id": "f_account",
     "posting_date": "posting_date_value",
-    "posted_at": "try_to_timestamp(concat(f_posting_date, f_posting_time), 'yyyyMMddHHmmss')",
+    "posted_at": timestamp_at("posting_date_value", "f_posting_time"),
     "value_date": "value_date_value",
     "txn_code": "trim(f_txn_code)",
     "amount": "amount_value",
@@ -212,7 +216,8 @@ SPEC = SourceSpec(
     describe_files="CORE_TXN_YYYYMMDD_NNNNNN.dat",
     business_date=business_date,
     order_key=order_key,
-    records=parse_records,
+    split=split_file,
+    parse=parse_records,
     file_stats=FILE_STATS,
     file_checks=FILE_CHECKS,
     is_detail="rec_type = 'D'",

@@ -59,7 +59,8 @@ class SourceSpec:
     describe_files: str                         # for messages, e.g. CORE_TXN_YYYYMMDD_NNNNNN.dat
     business_date: Callable[[str, bytes], date | None]   # (base name, first bytes) -> business date
     order_key: Callable[[str, bytes], tuple]    # tie-break among files of one business date
-    records: Callable[[DataFrame], DataFrame]   # files(file_sha, content) -> one row per physical record
+    split: Callable[[DataFrame], DataFrame]     # files(file_sha, content) -> (file_sha, record_no, raw)
+    parse: Callable[[DataFrame], DataFrame]     # physical records -> fields cut out and decoded
     file_stats: dict[str, str]                  # statistic -> SQL aggregate over a file's records
     file_checks: list[FileCheck]                # in the contract's order; first failing rejects the file
     is_detail: str                              # SQL condition selecting detail records
@@ -80,6 +81,39 @@ def valid_date(expr: str) -> str:
     return f"({expr} BETWEEN {MIN_DATE} AND {MAX_DATE})"
 
 
+def _int(expr: str, start: int, length: int) -> str:
+    return f"try_cast(substr({expr}, {start}, {length}) AS INT)"
+
+
+def calendar_date_valid(year: str, month: str, day: str) -> str:
+    """SQL: integer year/month/day form a calendar date (Gregorian leap years)."""
+    leap = f"(({year} % 4 = 0 AND {year} % 100 != 0) OR {year} % 400 = 0)"
+    last_day = (f"CASE WHEN {month} = 2 THEN CASE WHEN {leap} THEN 29 ELSE 28 END "
+                f"WHEN {month} IN (4, 6, 9, 11) THEN 30 ELSE 31 END")
+    return f"({month} BETWEEN 1 AND 12 AND {day} BETWEEN 1 AND {last_day})"
+
+
 def parse_yyyymmdd(expr: str) -> str:
-    """SQL: an 8-digit YYYYMMDD text as a DATE, NULL when not a calendar date."""
-    return f"(CASE WHEN {expr} RLIKE '^[0-9]{{8}}$' THEN try_to_date({expr}, 'yyyyMMdd') END)"
+    """SQL: an 8-digit YYYYMMDD text as a DATE, NULL when not a calendar date.
+
+    Integer arithmetic rather than a datetime pattern: several times faster per row.
+    """
+    y, m, d = _int(expr, 1, 4), _int(expr, 5, 2), _int(expr, 7, 2)
+    return (f"(CASE WHEN {expr} RLIKE '^[0-9]{{8}}$' AND {calendar_date_valid(y, m, d)} "
+            f"THEN make_date({y}, {m}, {d}) END)")
+
+
+def parse_ddmmyyyy(expr: str) -> str:
+    """SQL: a DD/MM/YYYY text as a DATE, NULL when not a calendar date."""
+    d, m, y = _int(expr, 1, 2), _int(expr, 4, 2), _int(expr, 7, 4)
+    return (f"(CASE WHEN {expr} RLIKE '^[0-9]{{2}}/[0-9]{{2}}/[0-9]{{4}}$' AND {calendar_date_valid(y, m, d)} "
+            f"THEN make_date({y}, {m}, {d}) END)")
+
+
+def timestamp_at(day: str, hhmmss: str, sep: str = "") -> str:
+    """SQL: the UTC TIMESTAMP of a DATE plus a HHMMSS / HH:MM:SS text (NULL when either is invalid)."""
+    step = 2 + len(sep)
+    h, mi, s = _int(hhmmss, 1, 2), _int(hhmmss, 1 + step, 2), _int(hhmmss, 1 + 2 * step, 2)
+    pattern = f"^([01][0-9]|2[0-3]){sep}[0-5][0-9]{sep}[0-5][0-9]$"
+    return (f"(CASE WHEN {hhmmss} RLIKE '{pattern}' THEN "
+            f"timestamp_seconds(CAST(unix_date({day}) AS BIGINT) * 86400 + {h} * 3600 + {mi} * 60 + {s}) END)")
