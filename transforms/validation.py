@@ -129,7 +129,7 @@ def _ordered_verdict(existing: DataFrame | None) -> Callable[[DataFrame], DataFr
         if existing is not None:
             df = df.join(existing, on="txn_id", how="left")
         else:
-            df = df.withColumn("existing_hash", F.lit(None).cast("string"))
+            df = df.withColumn("existing_hash", F.lit(None).cast("bigint"))
         reference = F.coalesce(F.col("existing_hash"), F.col("_first_hash"))
         verdict = (
             F.when(~valid, F.lit(QUARANTINED))

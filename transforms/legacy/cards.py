@@ -145,7 +145,7 @@ SPEC = SourceSpec(
     record_rules=RECORD_RULES,
     mapping=MAPPING,
     # all nine fields, so a re-sent line differing only in MCC or AUTH_CODE is not identical
-    identity="sha2(concat_ws(char(31), " + ", ".join(FIELDS) + "), 256)",
+    identity="xxhash64(" + ", ".join(FIELDS) + ")",
     control_totals={
         "control_count": "try_cast(trl_count_raw AS BIGINT)",
         "control_debit_total": "sum_debit",

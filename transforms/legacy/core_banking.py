@@ -223,7 +223,7 @@ SPEC = SourceSpec(
     is_detail="rec_type = 'D'",
     record_rules=RECORD_RULES,
     mapping=MAPPING,
-    identity="sha2(raw, 256)",
+    identity="xxhash64(raw)",
     control_totals={
         "control_count": "try_cast(trl_record_count AS BIGINT)",
         "control_debit_total": _TRL_DEBIT,

@@ -66,7 +66,7 @@ class SourceSpec:
     is_detail: str                              # SQL condition selecting detail records
     record_rules: list[RecordRule]              # in the contract's order, DUPLICATE_TXN_ID excluded
     mapping: dict[str, str]                     # canonical column -> SQL expression
-    identity: str                               # SQL expression: hash of the record's full raw content
+    identity: str                               # SQL: 64-bit hash of the record's full raw content
     control_totals: dict[str, str] = field(default_factory=dict)  # ledger column -> SQL over stats
     probe_bytes: int = 256                      # how much of a file discovery reads for its date
 
