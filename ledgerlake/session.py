@@ -46,6 +46,8 @@ def base_spark_conf(config: LakeConfig) -> dict[str, str]:
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "64",
+        # decode() of mainframe code pages (cp037) for the EBCDIC feed
+        "spark.sql.legacy.javaCharsets": "true",
     }
     conf.update(config.spark_conf)
     return conf

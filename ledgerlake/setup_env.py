@@ -36,6 +36,7 @@ def write_spark_defaults() -> Path:
         "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension\n"
         "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog\n"
         "spark.sql.session.timeZone UTC\n"
+        "spark.sql.legacy.javaCharsets true\n"
         "spark.log.structuredLogging.enabled false\n"
     )
     return target

@@ -44,5 +44,7 @@ def lake(spark, tmp_path: Path):
 @pytest.fixture(scope="session")
 def samples() -> Path:
     if not SAMPLES.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"contract samples not found at {SAMPLES} (set LEDGERLAKE_SHARED)")
         pytest.skip(f"contract samples not found at {SAMPLES}")
     return SAMPLES

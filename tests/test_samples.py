@@ -12,7 +12,7 @@ from tests.helpers import backfill, ledger, quarantine_counts, silver, table_sna
 VOLATILE = ("load_id", "ingested_at", "processed_at", "quarantined_at")
 
 
-@pytest.mark.parametrize("source", ["core_banking", "cards"])
+@pytest.mark.parametrize("source", ["core_banking", "core_banking_ebcdic", "cards"])
 def test_sample_folder_matches_expected(lake, samples, source):
     expected = json.loads((samples / f"expected_{source}.json").read_text())
     result = backfill(lake, source, samples / source)

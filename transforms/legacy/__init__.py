@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from transforms.legacy import cards, core_banking
+from transforms.legacy import cards, core_banking, core_banking_ebcdic
 from transforms.legacy.spec import SourceSpec
 
-SOURCES: dict[str, SourceSpec] = {spec.name: spec for spec in (core_banking.SPEC, cards.SPEC)}
+SOURCES: dict[str, SourceSpec] = {spec.name: spec for spec in (core_banking.SPEC, core_banking_ebcdic.SPEC, cards.SPEC)}
 
 
 class UnknownSourceError(ValueError):

@@ -75,6 +75,7 @@ def parse_records(records: DataFrame) -> DataFrame:
     """records(file_sha, record_no, raw) -> every field of the detail layout cut out and decoded."""
     return records.transform(fixed_fields(DETAIL_FIELDS)).selectExpr(
         "*",
+        f"{RECORD_LENGTH} AS record_size",
         f"{zoned_value('f_amount')} AS amount_value",
         f"{zoned_value('f_balance')} AS balance_value",
         f"{parse_yyyymmdd('f_posting_date')} AS posting_date_value",
@@ -92,30 +93,41 @@ def _trailer_field(name: str) -> str:
     return f"max(CASE WHEN rec_type = 'T' THEN substr(raw, {start}, {length}) END)"
 
 
-FILE_STATS = {
-    "n_rows": "count(1)",
-    "n_records": "count(raw)",
-    "n_bad_length": f"count_if(length(raw) != {RECORD_LENGTH})",
-    "n_bad_type": "count_if(rec_type NOT IN ('H', 'D', 'T'))",
-    "n_headers": "count_if(rec_type = 'H')",
-    "n_trailers": "count_if(rec_type = 'T')",
-    "first_type": "min_by(rec_type, record_no)",
-    "last_type": "max_by(rec_type, record_no)",
-    "first_trailer_no": "min(CASE WHEN rec_type = 'T' THEN record_no END)",
-    "last_record_no": "max(record_no)",
-    "hdr_source_system": _header_field("h_source_system"),
-    "hdr_business_date": _header_field("h_business_date"),
-    "n_bad_amount": ("count_if(rec_type = 'D' AND (amount_value IS NULL OR balance_value IS NULL))"),
-    "n_details": "count_if(rec_type = 'D')",
-    "trl_record_count": _trailer_field("t_record_count"),
-    "trl_debit_raw": _trailer_field("t_debit_total"),
-    "trl_credit_raw": _trailer_field("t_credit_total"),
-    "sum_debit": "coalesce(sum(CASE WHEN rec_type = 'D' AND amount_value < 0 THEN -amount_value END), 0)",
-    "sum_credit": "coalesce(sum(CASE WHEN rec_type = 'D' AND amount_value > 0 THEN amount_value END), 0)",
-}
+def build_file_stats(record_length: str, trailer_debit: str, trailer_credit: str) -> dict[str, str]:
+    """File statistics of the TXNEXT01 layout; the variants differ in record length and trailer encoding.
 
-_TRL_DEBIT = unsigned_total("trl_debit_raw")
-_TRL_CREDIT = unsigned_total("trl_credit_raw")
+    ``record_length`` is a SQL expression of one record's length; ``trailer_debit`` and
+    ``trailer_credit`` SQL expressions of the trailer's totals (DECIMAL, NULL when malformed).
+    """
+    return {
+        "n_rows": "count(1)",
+        "n_records": "count(raw)",
+        "n_bad_length": f"count_if({record_length} != record_size)",
+        "record_size": "max(record_size)",
+        "n_bad_type": "count_if(rec_type NOT IN ('H', 'D', 'T'))",
+        "n_headers": "count_if(rec_type = 'H')",
+        "n_trailers": "count_if(rec_type = 'T')",
+        "first_type": "min_by(rec_type, record_no)",
+        "last_type": "max_by(rec_type, record_no)",
+        "first_trailer_no": "min(CASE WHEN rec_type = 'T' THEN record_no END)",
+        "last_record_no": "max(record_no)",
+        "hdr_source_system": _header_field("h_source_system"),
+        "hdr_business_date": _header_field("h_business_date"),
+        "n_bad_amount": "count_if(rec_type = 'D' AND (amount_value IS NULL OR balance_value IS NULL))",
+        "n_details": "count_if(rec_type = 'D')",
+        "trl_record_count": _trailer_field("t_record_count"),
+        "trl_debit": f"max(CASE WHEN rec_type = 'T' THEN {trailer_debit} END)",
+        "trl_credit": f"max(CASE WHEN rec_type = 'T' THEN {trailer_credit} END)",
+        "sum_debit": "coalesce(sum(CASE WHEN rec_type = 'D' AND amount_value < 0 THEN -amount_value END), 0)",
+        "sum_credit": "coalesce(sum(CASE WHEN rec_type = 'D' AND amount_value > 0 THEN amount_value END), 0)",
+    }
+
+
+FILE_STATS = build_file_stats(
+    "length(raw)",
+    unsigned_total(f"substr(raw, {TRAILER_FIELDS['t_debit_total'][0]}, {TRAILER_FIELDS['t_debit_total'][1]})"),
+    unsigned_total(f"substr(raw, {TRAILER_FIELDS['t_credit_total'][0]}, {TRAILER_FIELDS['t_credit_total'][1]})"),
+)
 
 FILE_CHECKS = [
     FileCheck("EMPTY_FILE", "coalesce(n_records, 0) = 0", "'the file holds no records'"),
@@ -124,7 +136,7 @@ FILE_CHECKS = [
         "n_bad_length > 0 OR n_bad_type > 0 OR n_headers > 1 OR n_trailers > 1 "
         "OR coalesce(first_trailer_no < last_record_no, FALSE)",
         "format_string('%d record(s) not %d long, %d of unknown type, %d headers, %d trailers%s', "
-        f"n_bad_length, {RECORD_LENGTH}, n_bad_type, n_headers, n_trailers, "
+        "n_bad_length, record_size, n_bad_type, n_headers, n_trailers, "
         "CASE WHEN first_trailer_no < last_record_no THEN ', records after the trailer' ELSE '' END)",
     ),
     FileCheck("MISSING_HEADER", "first_type != 'H'", "format_string('first record is type %s', first_type)"),
@@ -144,9 +156,9 @@ FILE_CHECKS = [
     ),
     FileCheck(
         "CONTROL_TOTAL_MISMATCH",
-        f"NOT coalesce({_TRL_DEBIT} = sum_debit AND {_TRL_CREDIT} = sum_credit, FALSE)",
-        f"format_string('trailer debit %s credit %s, records sum to debit %s credit %s', "
-        f"{_TRL_DEBIT}, {_TRL_CREDIT}, sum_debit, sum_credit)",
+        "NOT coalesce(trl_debit = sum_debit AND trl_credit = sum_credit, FALSE)",
+        "format_string('trailer debit %s credit %s, records sum to debit %s credit %s', "
+        "trl_debit, trl_credit, sum_debit, sum_credit)",
     ),
 ]
 
@@ -180,6 +192,18 @@ MAPPING = {
     "description": "rtrim(f_description)",
     "balance_after": "balance_value",
     "reversal_of": "nullif(trim(f_reversal_of), '')",
+}
+
+# Two records are identical when every field is (the filler aside), whichever variant carried them,
+# so an EBCDIC re-send of an ASCII-loaded transaction is recognised as the same record.
+IDENTITY = ("xxhash64(f_txn_id, f_account, f_posting_date, f_posting_time, f_value_date, f_txn_code, "
+            "amount_value, f_currency, f_channel, f_description, balance_value, f_reversal_of, f_branch)")
+
+CONTROL_TOTALS = {
+    "control_count": "try_cast(trl_record_count AS BIGINT)",
+    "control_debit_total": "trl_debit",
+    "control_credit_total": "trl_credit",
+    "control_net_total": "trl_credit - trl_debit",
 }
 
 _NAME = re.compile(r"^CORE_TXN_(?P<date>\d{8})_(?P<seq>\d{6})\.dat$")
@@ -223,11 +247,6 @@ SPEC = SourceSpec(
     is_detail="rec_type = 'D'",
     record_rules=RECORD_RULES,
     mapping=MAPPING,
-    identity="xxhash64(raw)",
-    control_totals={
-        "control_count": "try_cast(trl_record_count AS BIGINT)",
-        "control_debit_total": _TRL_DEBIT,
-        "control_credit_total": _TRL_CREDIT,
-        "control_net_total": f"{_TRL_CREDIT} - {_TRL_DEBIT}",
-    },
+    identity=IDENTITY,
+    control_totals=CONTROL_TOTALS,
 )
