@@ -17,6 +17,14 @@ def backfill(lake: Lake, source: str, path: Path | str, start: str | None = None
     return run_backfill(lake, spec, discover(spec, str(path), months), months, batch_bytes=batch_bytes)
 
 
+def load_fresh(spark, root: Path, source: str) -> tuple[Lake, BackfillResult]:  # noqa: ANN001
+    """Backfill ``root/in`` into a new lake at ``root/lake``."""
+    from ledgerlake.lake import open_lake
+
+    lake = open_lake(spark, str(root / "lake"))
+    return lake, backfill(lake, source, root / "in")
+
+
 def ledger(lake: Lake) -> dict[str, dict]:
     return {r["source_file"]: r.asDict() for r in lake.read("ops.load_ledger").collect()}
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.helpers import backfill, ledger, silver
+from tests.helpers import backfill, ledger, load_fresh, silver
 from tests.legacy_files import CARDS_HEADER, card_line, cards_file
 
 
@@ -33,12 +33,9 @@ GOOD = [
 
 @pytest.fixture(scope="module")
 def record_lake(spark, tmp_path_factory):
-    from ledgerlake.lake import open_lake
-
     root = tmp_path_factory.mktemp("cards_records")
     cards_file(root / "in", GOOD + [line for line, _ in RECORD_CASES.values()])
-    lake = open_lake(spark, str(root / "lake"))
-    result = backfill(lake, "cards", root / "in")
+    lake, result = load_fresh(spark, root, "cards")
     quarantine = {r["record_no"]: r.asDict() for r in lake.read("ops.quarantine").collect()}
     return lake, result, quarantine
 
@@ -108,13 +105,10 @@ FILE_EXPECTED = {
 
 @pytest.fixture(scope="module")
 def file_lake(spark, tmp_path_factory):
-    from ledgerlake.lake import open_lake
-
     root = tmp_path_factory.mktemp("cards_files")
     (root / "in").mkdir()
     cases = _file_cases(root / "in")
-    lake = open_lake(spark, str(root / "lake"))
-    result = backfill(lake, "cards", root / "in")
+    lake, result = load_fresh(spark, root, "cards")
     return lake, result, cases
 
 

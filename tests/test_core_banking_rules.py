@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.helpers import backfill, ledger, silver
+from tests.helpers import backfill, ledger, load_fresh, silver
 from tests.legacy_files import core_detail, core_file, core_header, core_trailer
 
 
@@ -47,13 +47,10 @@ GOOD = [
 
 @pytest.fixture(scope="module")
 def record_lake(spark, tmp_path_factory):
-    from ledgerlake.lake import open_lake
-
     root = tmp_path_factory.mktemp("core_records")
     details = GOOD + list(RECORD_CASES.values())
     core_file(root / "in", details)
-    lake = open_lake(spark, str(root / "lake"))
-    result = backfill(lake, "core_banking", root / "in")
+    lake, result = load_fresh(spark, root, "core_banking")
     quarantine = {r["record_no"]: r.asDict() for r in lake.read("ops.quarantine").collect()}
     return lake, result, quarantine
 
@@ -163,12 +160,9 @@ FILE_EXPECTED = {
 
 @pytest.fixture(scope="module")
 def file_lake(spark, tmp_path_factory):
-    from ledgerlake.lake import open_lake
-
     root = tmp_path_factory.mktemp("core_files")
     cases = _file_cases(root / "in")
-    lake = open_lake(spark, str(root / "lake"))
-    result = backfill(lake, "core_banking", root / "in")
+    lake, result = load_fresh(spark, root, "core_banking")
     return lake, result, cases
 
 
