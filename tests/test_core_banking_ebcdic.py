@@ -77,3 +77,25 @@ def test_ebcdic_file_loads_and_checks_apply(lake, tmp_path):
     q = [(r["record_no"], r["reason"]) for r in lake.read("ops.quarantine").collect()]
     assert q == [(3, "BAD_CURRENCY")]
     assert result.exit_code == 1
+
+
+def test_ebcdic_resend_of_an_ascii_loaded_record_is_the_same_record(lake, tmp_path):
+    from tests.legacy_files import core_detail, core_file
+
+    ascii_record = core_detail(txn_id="CB000000000000000001", amount="-12.50", description="Café", balance="10.00")
+    core_file(tmp_path / "ascii", [ascii_record])
+    backfill(lake, "core_banking", tmp_path / "ascii")
+    folder = tmp_path / "ebcdic"
+    folder.mkdir()
+    same = detail("CB000000000000000001", "-12.50")
+    changed = detail("CB000000000000000001", "-12.51")
+    (folder / "CORE_TXN_20240302_000001.ebc").write_bytes(header("20240302") + same + trailer(1, "12.50", "0"))
+    (folder / "CORE_TXN_20240303_000001.ebc").write_bytes(header("20240303") + changed + trailer(1, "12.51", "0"))
+
+    backfill(lake, "core_banking_ebcdic", folder)
+
+    got = ledger(lake)
+    assert (got["CORE_TXN_20240302_000001.ebc"]["records_accepted"],
+            got["CORE_TXN_20240302_000001.ebc"]["rows_inserted"]) == (1, 0)
+    assert got["CORE_TXN_20240303_000001.ebc"]["records_quarantined"] == 1
+    assert silver(lake)["CB000000000000000001"]["source_file"] == "CORE_TXN_20240301_000001.dat"
