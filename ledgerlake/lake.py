@@ -122,12 +122,6 @@ class Lake:
         return detail is None or not detail["numFiles"]
 
 
-def open_lake(spark: SparkSession, root: str, create: bool = True) -> Lake:
+def open_lake(spark: SparkSession, root: str) -> Lake:
     """The lake at root, its tables created if missing and registered by name."""
-    lake = Lake(spark, root)
-    return lake.ensure() if create else _registered(lake)
-
-
-def _registered(lake: Lake) -> Lake:
-    lake.register()
-    return lake
+    return Lake(spark, root).ensure()
