@@ -8,6 +8,7 @@ import sys
 # sub-command -> (module with main(argv), one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": ("jobs.backfill", "load a legacy feed's batch files into silver.transactions"),
+    "dq": ("expectations.dq", "data-quality suites, reports (ops.dq_results) and serving audit"),
     "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
     "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
 }

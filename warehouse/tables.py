@@ -129,6 +129,30 @@ QUARANTINE = TableDef(
     comment="Records that failed validation, with the first failing reason and their raw text.",
 )
 
+DQ_RESULTS = TableDef(
+    name="ops.dq_results",
+    columns=[
+        ("run_id", "STRING", False),           # the job run (a backfill's load_id)
+        ("batch_id", "STRING", True),          # the audited batch (a backfill's Delta transaction id)
+        ("suite", "STRING", False),            # expectations/suites/<suite>.yml
+        ("expectation", "STRING", False),      # e.g. required_not_null[txn_id], record_rule[BAD_CURRENCY]
+        ("expectation_type", "STRING", True),  # the Great Expectations expectation that judged it
+        ("severity", "STRING", False),         # critical | warning
+        ("success", "BOOLEAN", False),
+        ("observed_value", "STRING", True),
+        ("threshold", "STRING", True),
+        ("details", "STRING", True),           # example record, largest value, the counts behind a share
+        ("source_system", "STRING", True),
+        ("source_file", "STRING", True),       # set for file-level expectations
+        ("scope", "STRING", False),            # file | month
+        ("scope_value", "STRING", True),       # the file's base name or the posting month
+        ("table_name", "STRING", True),        # the table the audited publish targets
+        ("publish_blocked", "BOOLEAN", False), # the gate blocked this batch's publish
+        ("checked_at", "TIMESTAMP", False),
+    ],
+    comment="Data-quality results: one row per expectation per file or month of every audited publish.",
+)
+
 ALL_TABLES: dict[str, TableDef] = {
-    t.name: t for t in (SILVER_TRANSACTIONS, SERVING_TRANSACTIONS, LOAD_LEDGER, QUARANTINE)
+    t.name: t for t in (SILVER_TRANSACTIONS, SERVING_TRANSACTIONS, LOAD_LEDGER, QUARANTINE, DQ_RESULTS)
 }

@@ -1,0 +1,107 @@
+"""A batch classified the way the backfill classifies it, for the gate's tests and benchmark.
+
+``classify`` follows jobs/backfill.py load_batch step by step with the same transforms
+(file verdicts, record rules, duplicate verdicts against silver), stopping where the
+backfill would write; ``gated_publish`` then runs the gate and writes only if it passes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledgerlake.discovery import discover, month_range
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pyspark.sql import DataFrame
+
+    from expectations.gate import BatchGate, GateReport
+    from ledgerlake.lake import Lake
+
+
+@dataclass
+class Classified:
+    """What load_batch holds right before its writes."""
+
+    classified: DataFrame            # cached; unpersist when done
+    verdicts: dict[str, Any]         # file_sha -> verdict row
+    existing: DataFrame | None       # silver as of the version read before the commit
+    batch_id: str
+
+
+def classify(lake: Lake, source: str, path: Path | str) -> Classified:
+    """Parse, gate and classify every file of ``source`` under ``path`` as one batch."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from transforms.legacy import get_source
+    from transforms.validation import (
+        duplicate_suspects,
+        file_statistics,
+        to_canonical,
+        with_duplicate_verdict,
+        with_file_verdict,
+        with_record_reason,
+    )
+
+    spark = lake.spark
+    spec = get_source(source)
+    files = discover(spec, str(path), month_range(None, None)).files
+    meta = spark.createDataFrame(
+        [(f.sha256, f.name, f.path, f.business_date, i, f.size) for i, f in enumerate(files)],
+        "file_sha STRING, source_file STRING, source_path STRING, business_date DATE, file_order INT, file_size BIGINT",
+    )
+    content = (spark.read.format("binaryFile").load([f.path for f in files])
+               .select(F.sha2("content", 256).alias("file_sha"), "content"))
+    records = content.transform(spec.split).persist(StorageLevel.MEMORY_AND_DISK)
+    verdicts = {
+        row["file_sha"]: row
+        for row in meta.join(records.transform(spec.parse).transform(file_statistics(spec)), "file_sha", "left")
+        .transform(with_file_verdict(spec.file_checks, spec.control_totals)).collect()
+    }
+    accepted = [sha for sha, row in verdicts.items() if row["reason"] is None]
+    existing = hashes = None
+    if not lake.is_empty("silver.transactions"):
+        version = lake.delta("silver.transactions").history(1).first()["version"]
+        existing = spark.read.format("delta").option("versionAsOf", version).load(lake.path("silver.transactions"))
+        hashes = (existing.where(F.col("source_system") == spec.source_system)
+                  .where(F.col("record_hash").isNotNull())
+                  .select("txn_id", F.col("record_hash").alias("existing_hash")))
+    details = (
+        records.where(F.col("file_sha").isin(accepted)).transform(spec.parse).where(F.expr(spec.is_detail))
+        .join(F.broadcast(meta.select("file_sha", "source_file", "file_order")), "file_sha")
+        .transform(to_canonical(spec))
+        .transform(with_record_reason(spec.record_rules))
+    )
+    suspects = [r["txn_id"] for r in details.transform(duplicate_suspects(hashes)).collect()]
+    classified = (details.withColumn("record_hash", F.expr(spec.identity))
+                  .transform(with_duplicate_verdict(hashes, suspects))
+                  .persist(StorageLevel.MEMORY_AND_DISK))
+    classified.count()
+    records.unpersist()
+    return Classified(classified, verdicts, existing, uuid.uuid4().hex[:16])
+
+
+def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
+                  corrupt: Callable[[DataFrame], DataFrame] | None = None) -> GateReport:
+    """Write-audit-publish: audit the batch, record the results, write only when no critical failure."""
+    from pyspark.sql import functions as F
+
+    from expectations.gate import record_results
+    from ledgerlake.ledger import write_quarantine, write_silver
+
+    classified = corrupt(batch.classified) if corrupt else batch.classified
+    report = gate.audit(lake, classified=classified, files=batch.verdicts, existing=batch.existing,
+                        run_id=run_id, batch_id=batch.batch_id)
+    record_results(lake, report)
+    if report.blocked:
+        return report
+    quarantined = classified.where(F.col("verdict") == "QUARANTINED")
+    if quarantined.count():
+        write_quarantine(lake, quarantined, gate.spec.source_system, run_id)
+    write_silver(lake, classified.where(F.col("verdict") == "NEW"), run_id, app_id=f"test-{batch.batch_id}")
+    return report
