@@ -1,11 +1,11 @@
 """Publish gates: audit what is about to become visible, before the commit (write-audit-publish).
 
-    gate = BatchGate.load(spec)                      # at job start: suites parsed and checked
+    gate = BatchGate.load(spec)                      # at job start: suites parsed and checked (SuiteError)
     report = gate.audit(lake, classified=..., files=..., existing=..., run_id=load_id, batch_id=...)
     record_results(lake, report)                     # ops.dq_results, blocked or not
     report.raise_if_blocked()                        # GateFailure: nothing of the batch is written
     ... write quarantine, silver, ledger ...
-    write_report(lake, load_id)                      # once per run: <lake>/reports/dq/
+    write_report(lake, load_id, reports)             # once per run: <lake>/reports/dq/run_<load_id>.html
 
 Metrics come from a few Spark aggregation passes (see :mod:`expectations.metrics`);
 Great Expectations evaluates the suites over the resulting per-file and per-month frames.

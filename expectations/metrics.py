@@ -119,7 +119,7 @@ class _Masks:
             per = per.rename(columns={"_n": name, f"_min_{flag.example}": f"{name}__example",
                                       f"_max_{flag.value}": f"{name}__max"})
             out = out.merge(per, on=by, how="left")
-            out[name] = out[name].fillna(0).astype("int64")
+            out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype("int64")
             if f"{name}__max" not in out.columns and flag.expectation.value is not None:
                 out[f"{name}__max"] = None
         loose = [c for c in out.columns if c.endswith(("__example", "__max"))]
@@ -142,6 +142,7 @@ def batch_pass(classified: DataFrame, business_dates: DataFrame, batch_checks: l
     (columns prefixed ``new__``, example: the txn_id) over the NEW rows, those the publish
     would add. NEW rows without a ``posting_month`` get the one the writer derives.
     """
+    import pandas as pd
     from pyspark.sql import functions as F
 
     from warehouse.tables import MONTH_EXPR
@@ -165,7 +166,7 @@ def batch_pass(classified: DataFrame, business_dates: DataFrame, batch_checks: l
                          (NEW_PREFIX + "rows", verdict == "NEW")):
         counts = groups[chosen].groupby(["file_sha", "month"], dropna=False)["_n"].sum().rename(name).reset_index()
         out = out.merge(counts, on=["file_sha", "month"], how="left")
-        out[name] = out[name].fillna(0).astype("int64")
+        out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype("int64")
     return out
 
 
