@@ -16,14 +16,18 @@ if TYPE_CHECKING:
 
 
 def known_files(lake: Lake, source_system: str, shas: list[str]) -> dict[str, dict[str, Any]]:
-    """Ledger rows (LOADED or REJECTED) of the feed's files with the given fingerprints, by SHA-256."""
+    """Ledger rows (LOADED or REJECTED) of the feed's files with the given fingerprints, by SHA-256.
+
+    The ledger holds one row per file ever processed (thousands, not millions), so the
+    feed's rows are fetched whole and matched here rather than through a huge IN list.
+    """
     if not shas:
         return {}
+    wanted = set(shas)
     rows = (lake.read(LOAD_LEDGER.name)
-            .where((F.col("source_system") == source_system) & F.col("sha256").isin(shas)
-                   & F.col("status").isin("LOADED", "REJECTED"))
+            .where((F.col("source_system") == source_system) & F.col("status").isin("LOADED", "REJECTED"))
             .select("sha256", "status", "reason", "reason_detail", "source_file").collect())
-    return {r["sha256"]: r.asDict() for r in rows}
+    return {r["sha256"]: r.asDict() for r in rows if r["sha256"] in wanted}
 
 
 def silver_rows(rows: DataFrame, load_id: str) -> DataFrame:
