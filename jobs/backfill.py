@@ -34,7 +34,7 @@ from transforms.legacy.spec import SourceSpec
 
 log = logging.getLogger("ledgerlake.backfill")
 
-DEFAULT_BATCH_MB = 256
+DEFAULT_BATCH_MB = 512
 MAX_LISTED_SUSPECTS = 20_000   # up to this many duplicate suspects are filtered by value, not joined
 
 
