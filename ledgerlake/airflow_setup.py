@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,10 +131,15 @@ def airflow_env(home: Path | str | None = None, base: dict[str, str] | None = No
     return env
 
 
+def airflow_command(env: dict[str, str]) -> str:
+    """The airflow executable of this Python installation (or the first on the PATH)."""
+    beside = Path(sys.executable).parent / "airflow"
+    return str(beside) if beside.exists() else (shutil.which("airflow", path=env.get("PATH")) or "airflow")
+
+
 def migrate(env: dict[str, str]) -> None:
     """Create or upgrade Airflow's metadata database."""
-    proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([airflow_command(env), "db", "migrate"], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SetupError("airflow db migrate failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
 
@@ -176,9 +182,9 @@ def apply(settings: Settings) -> list[str]:
                                               if settings.vacuum_retain_hours is not None else None)
         defaults = {VAR_DRIVER_MEMORY: DEFAULT_DRIVER_MEMORY,
                     VAR_VACUUM_RETAIN_HOURS: str(DEFAULT_VACUUM_RETAIN_HOURS)}
-        existing_keys = set(session.scalars(select(Variable.key).where(Variable.key.in_(list(variables)))))
+        existing = {v.key: v.val for v in session.scalars(select(Variable).where(Variable.key.in_(list(variables))))}
         for key, value in variables.items():
-            if value is None and key in existing_keys:
+            if key in existing and (value is None or existing[key] == value):
                 continue
             value = value if value is not None else defaults.get(key, "")
             Variable.set(key, value, session=session)
@@ -204,7 +210,9 @@ def standalone(env: dict[str, str]) -> int:
     password = admin_password(home)
     port = env.get("AIRFLOW__API__PORT", str(DEFAULT_PORT))
     url = f"http://localhost:{port}"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env)
+    proc = subprocess.Popen([airflow_command(env), "standalone"], env=env)
+    # A SIGTERM to this launcher stops Airflow too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
     try:
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
@@ -255,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     env = airflow_env(args.home)
     # Airflow reads its configuration when first imported: the environment must be in place before.
     os.environ.update(env)
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")   # this process: only our own lines
     try:
         migrate(env)
         for line in apply(settings):
