@@ -167,3 +167,25 @@ def test_daily_batch_loads_the_business_date_and_a_rerun_changes_nothing(airflow
     assert log.count("0 loaded, 0 rejected, 1 skipped") == 2             # both feeds: the file is known
     after = {name: (table_snapshot(lake, name), lake.delta(name).history(1).first()["version"]) for name in tables}
     assert after == before                                                # same rows, not even a new commit
+
+
+def test_reconciliation_dag_fails_loudly_on_a_difference(airflow, spark):
+    from pyspark.sql import functions as F
+
+    from ledgerlake.lake import open_lake
+    from tests.helpers import backfill
+
+    data = airflow.root / "reconcile"
+    core_file(data, [core_detail(txn_id=CB(n), amount="-2.50") for n in (21, 22)], "20240301")
+    warehouse = airflow.root / "reconcile-lake"
+    lake = open_lake(spark, str(warehouse))
+    assert backfill(lake, "core_banking", data).exit_code == 0
+    lake.delta("silver.transactions").delete(F.col("txn_id") == CB(22))     # a row lost after the load
+
+    run = airflow.dags_test("ledgerlake_reconciliation", "2024-03-02", warehouse=warehouse)
+
+    log = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert airflow.task_states("ledgerlake_reconciliation")[("reconcile", -1)] == ("failed", None, 1)
+    assert "DIFFERENCES" in log and "ledgerlake reconcile exited with status 1" in log
+    assert "new rows in silver" in log and "CORE_TXN_20240301_000001.dat" in log
