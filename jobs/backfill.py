@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
+from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args, parse_iso_date
 from ledgerlake.console import Progress, configure_logging, fail, render_table, timed
 from ledgerlake.discovery import BatchFile, Discovery, InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, metavar="PATH", help="directory (searched recursively) or file")
     parser.add_argument("--from", dest="month_from", metavar="YYYY-MM", help="first business month to load")
     parser.add_argument("--to", dest="month_to", metavar="YYYY-MM", help="last business month to load")
+    parser.add_argument("--date", dest="business_date", metavar="YYYY-MM-DD",
+                        help="load only the files of this business date (the daily batch); not with --from/--to")
     parser.add_argument("--batch-mb", type=int, default=DEFAULT_BATCH_MB, metavar="MB",
                         help=f"input size per Delta commit (default {DEFAULT_BATCH_MB})")
     add_common_arguments(parser)
@@ -107,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(config.log_level)
         spec = get_source(args.source)
         months = month_range(args.month_from, args.month_to)
+        day = parse_iso_date(args.business_date, "--date") if args.business_date else None
+        if day is not None:
+            if months.bounded:
+                raise InputError("--date cannot be combined with --from/--to")
+            months = MonthRange((day.year, day.month), (day.year, day.month))
         if args.batch_mb < 1:
             raise InputError("--batch-mb must be at least 1")
-        found = discover(spec, args.input, months)
+        found = discover(spec, args.input, months, day=day)
     except (ConfigError, InputError, UnknownSourceError) as exc:
         return fail("backfill", str(exc))
 

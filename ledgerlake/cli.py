@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": ("jobs.backfill", "load a legacy feed's batch files into silver.transactions"),
     "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
     "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
+    "reconcile": ("jobs.reconcile", "check the lake against control totals, the ledger and the stream"),
 }
 
 USAGE = """usage: ledgerlake COMMAND [options]   (ledgerlake COMMAND --help for a command's options)
