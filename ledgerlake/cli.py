@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": ("jobs.backfill", "load a legacy feed's batch files into silver.transactions"),
     "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
     "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
+    "statement": ("ledgerlake.statement", "print one account's transactions in a date range, oldest first"),
+    "serve-sql": ("ledgerlake.serve_sql", "serve the lake's tables over JDBC/ODBC (Spark Thrift Server)"),
 }
 
 USAGE = """usage: ledgerlake COMMAND [options]   (ledgerlake COMMAND --help for a command's options)

@@ -1,0 +1,219 @@
+"""Data layout for account lookups: compaction and Z-order by account within month partitions.
+
+``silver.transactions`` and ``serving.transactions_recent`` are partitioned by
+``posting_month``; Delta's liquid clustering cannot be combined with partitioning,
+so each month is rewritten with ``OPTIMIZE ... ZORDER BY (account_id)``: the
+month's files (the backfill's batches, the stream's many small commits) become a
+few files, each holding a contiguous range of accounts, whose min/max statistics
+let a statement skip every other file of the month.
+
+OPTIMIZE commits with ``dataChange = false`` and only conflicts with writers that
+removed a file it rewrote, so it runs while the stream keeps appending; such a
+conflict is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ledgerlake.lake import Lake, with_conflict_retry
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+CLUSTER_COLUMN = "account_id"
+PARTITION_COLUMN = "posting_month"
+LAYOUT_TABLES = ("silver.transactions", "serving.transactions_recent")
+# Target size of a rewritten file. Smaller than Delta's 1 GiB default: a statement reads one
+# file per month, so the file is the unit of work of a lookup; 128 MiB keeps the log small
+# (a month of a large bank is tens of files) while a lookup decodes at most one file per month.
+DEFAULT_TARGET_FILE_MB = 128
+MONTHS_PER_COMMIT = 12          # months rewritten per OPTIMIZE commit (one Spark job each)
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MAX_FILE_SIZE_CONF = "spark.databricks.delta.optimize.maxFileSize"
+
+
+class LayoutError(ValueError):
+    """A layout request names something that is not a month or not a clustered table."""
+
+
+@dataclass(frozen=True)
+class LayoutResult:
+    """What one optimize_months call changed."""
+
+    table: str
+    months: list[str]
+    files_removed: int = 0
+    files_added: int = 0
+
+    def __str__(self) -> str:
+        span = f"{self.months[0]}..{self.months[-1]}" if self.months else "no months"
+        return (f"{self.table} {span} ({len(self.months)} month(s)): "
+                f"{self.files_removed} file(s) rewritten into {self.files_added}")
+
+
+@dataclass(frozen=True)
+class MonthFiles:
+    """Data files of one month of a table, from the Delta log."""
+
+    month: str
+    files: int
+    bytes: int
+
+    def files_expected(self, target_bytes: int) -> int:
+        """How many files the layout writes for this month (at least one)."""
+        return max(1, math.ceil(self.bytes / target_bytes))
+
+
+def _check_months(months: Iterable[str]) -> list[str]:
+    checked = sorted({str(m) for m in months})
+    bad = [m for m in checked if not _MONTH.fullmatch(m)]
+    if bad:
+        raise LayoutError(f"months must be YYYY-MM, got {bad[:5]}")
+    return checked
+
+
+def _check_table(table: str) -> str:
+    if table not in LAYOUT_TABLES:
+        raise LayoutError(f"{table} is not clustered by account; choose from {', '.join(LAYOUT_TABLES)}")
+    return table
+
+
+@contextmanager
+def _target_file_size(spark: SparkSession, target_bytes: int) -> Iterator[None]:
+    """OPTIMIZE reads its output file size from the session; set it for one call only."""
+    previous = spark.conf.get(_MAX_FILE_SIZE_CONF, None)
+    spark.conf.set(_MAX_FILE_SIZE_CONF, str(target_bytes))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(_MAX_FILE_SIZE_CONF)
+        else:
+            spark.conf.set(_MAX_FILE_SIZE_CONF, previous)
+
+
+def optimize_months(lake: Lake, table: str, months: Iterable[str],
+                    target_file_bytes: int = DEFAULT_TARGET_FILE_MB << 20) -> LayoutResult:
+    """Compact the given months of a transactions table and Z-order them by account_id.
+
+    One OPTIMIZE commit per group of months; every month's files are rewritten into
+    about ``size / target_file_bytes`` files, each a contiguous range of accounts.
+    Months without files are skipped by Delta. Safe to run while the stream writes.
+    """
+    table = _check_table(table)
+    wanted = _check_months(months)
+    removed = added = 0
+    for start in range(0, len(wanted), MONTHS_PER_COMMIT):
+        group = wanted[start:start + MONTHS_PER_COMMIT]
+        # The months are validated YYYY-MM strings, so the predicate text is safe.
+        predicate = f"{PARTITION_COLUMN} IN ({', '.join(repr(m) for m in group)})"
+
+        def run(predicate: str = predicate) -> DataFrame:
+            with _target_file_size(lake.spark, target_file_bytes):
+                return lake.delta(table).optimize().where(predicate).executeZOrderBy(CLUSTER_COLUMN)
+
+        metrics = with_conflict_retry(run, f"optimize {table} {group[0]}..{group[-1]}").first()["metrics"]
+        removed += metrics["numFilesRemoved"]
+        added += metrics["numFilesAdded"]
+        log.info("layout %s %s..%s: %d file(s) rewritten into %d", table, group[0], group[-1],
+                 metrics["numFilesRemoved"], metrics["numFilesAdded"])
+    return LayoutResult(table, wanted, removed, added)
+
+
+def table_files(lake: Lake, table: str) -> DataFrame:
+    """The table's current data files (path, partitionValues, size, stats), read from the Delta log only."""
+    from pyspark.sql import DataFrame
+
+    jvm = lake.spark.sparkContext._jvm  # noqa: SLF001 - the file list is not in Delta's Python API
+    none = jvm.scala.Option.empty()
+    snapshot = lake.delta(table)._jdt.deltaLog().update(False, none, none)  # noqa: SLF001
+    return DataFrame(snapshot.allFiles().toDF(), lake.spark)
+
+
+def month_files(lake: Lake, table: str) -> dict[str, MonthFiles]:
+    """File count and bytes per month of a transactions table, from the Delta log."""
+    from pyspark.sql import functions as F
+
+    rows = (table_files(lake, _check_table(table))
+            .groupBy(F.col("partitionValues")[PARTITION_COLUMN].alias("month"))
+            .agg(F.count("*").alias("files"), F.sum("size").alias("bytes"))
+            .collect())
+    return {r["month"]: MonthFiles(r["month"], int(r["files"]), int(r["bytes"])) for r in rows}
+
+
+def months_to_optimize(lake: Lake, table: str, months: Iterable[str] | None = None,
+                       target_file_bytes: int = DEFAULT_TARGET_FILE_MB << 20) -> list[str]:
+    """Months holding more files than the layout would write: new commits since the last OPTIMIZE.
+
+    A month the layout left alone (or the backfill wrote as one sorted file) is not
+    rewritten again, so maintenance can call this every run at little cost.
+    """
+    per_month = month_files(lake, table)
+    if months is not None:
+        wanted = set(_check_months(months))
+        per_month = {m: f for m, f in per_month.items() if m in wanted}
+    return sorted(m for m, f in per_month.items() if f.files > f.files_expected(target_file_bytes))
+
+
+def maintain_layout(lake: Lake, months: Iterable[str] | None = None,
+                    target_file_bytes: int = DEFAULT_TARGET_FILE_MB << 20) -> list[LayoutResult]:
+    """Compact and Z-order every month of both tiers that needs it (all months, or only those given)."""
+    chosen = None if months is None else _check_months(months)
+    results = []
+    for table in LAYOUT_TABLES:
+        if not lake.exists(table):
+            continue
+        todo = months_to_optimize(lake, table, chosen, target_file_bytes)
+        if todo:
+            results.append(optimize_months(lake, table, todo, target_file_bytes))
+        else:
+            log.info("layout %s: nothing to do", table)
+    return results
+
+
+@dataclass(frozen=True)
+class ScanMetrics:
+    """What the file scans of one executed query read, from Spark's scan metrics."""
+
+    files: int = 0                 # data files read (after partition pruning and Delta's file skipping)
+    bytes: int = 0                 # their total size
+    scans: int = 0                 # table scans in the plan
+
+    def __add__(self, other: ScanMetrics) -> ScanMetrics:
+        return ScanMetrics(self.files + other.files, self.bytes + other.bytes, self.scans + other.scans)
+
+
+def _children(plan) -> list:  # noqa: ANN001 - a py4j SparkPlan
+    name = plan.getClass().getSimpleName()
+    if name == "AdaptiveSparkPlanExec":
+        return [plan.executedPlan()]
+    if name.endswith("QueryStageExec"):
+        return [plan.plan()]
+    seq = plan.children()
+    return [seq.apply(i) for i in range(seq.size())]
+
+
+def _metric(plan, key: str) -> int:  # noqa: ANN001
+    metrics = plan.metrics()
+    return int(metrics.apply(key).value()) if metrics.contains(key) else 0
+
+
+def scan_metrics(df: DataFrame) -> ScanMetrics:
+    """Files and bytes read by the file scans of ``df``; call after an action ran on ``df`` itself."""
+    total = ScanMetrics()
+    stack = [df._jdf.queryExecution().executedPlan()]  # noqa: SLF001 - metrics live on the JVM plan
+    while stack:
+        node = stack.pop()
+        if node.getClass().getSimpleName() == "FileSourceScanExec":
+            total += ScanMetrics(_metric(node, "numFiles"), _metric(node, "filesSize"), 1)
+        stack.extend(_children(node))
+    return total
