@@ -15,8 +15,8 @@ conflict is retried.
 from __future__ import annotations
 
 import logging
-import math
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ LAYOUT_TABLES = ("silver.transactions", "serving.transactions_recent")
 # (a month of a large bank is tens of files) while a lookup decodes at most one file per month.
 DEFAULT_TARGET_FILE_MB = 128
 MONTHS_PER_COMMIT = 12          # months rewritten per OPTIMIZE commit (one Spark job each)
+MAX_SMALL_FILES = 4             # more small files than this in a month (the stream's commits): compact it
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _MAX_FILE_SIZE_CONF = "spark.databricks.delta.optimize.maxFileSize"
 
@@ -67,10 +68,23 @@ class MonthFiles:
     month: str
     files: int
     bytes: int
+    overlap: int            # most files whose account_id min/max range holds one account: files a lookup reads
+    small_files: int        # files under a quarter of the target size
 
-    def files_expected(self, target_bytes: int) -> int:
-        """How many files the layout writes for this month (at least one)."""
-        return max(1, math.ceil(self.bytes / target_bytes))
+    def needs_layout(self) -> bool:
+        """True when a lookup would read more than two files, or small commits piled up."""
+        # Z-order's range boundaries are noisy, so one account can sit in two adjacent files.
+        return self.files > 1 and (self.overlap > 2 or self.small_files > MAX_SMALL_FILES)
+
+
+def _overlap(ranges: list[tuple[str, str]]) -> int:
+    """Largest number of closed [min, max] ranges that share a point."""
+    events = sorted([(lo, 0) for lo, _ in ranges] + [(hi, 1) for _, hi in ranges])
+    depth = best = 0
+    for _, is_end in events:
+        depth += -1 if is_end else 1
+        best = max(best, depth)
+    return best
 
 
 def _check_months(months: Iterable[str]) -> list[str]:
@@ -139,29 +153,40 @@ def table_files(lake: Lake, table: str) -> DataFrame:
     return DataFrame(snapshot.allFiles().toDF(), lake.spark)
 
 
-def month_files(lake: Lake, table: str) -> dict[str, MonthFiles]:
-    """File count and bytes per month of a transactions table, from the Delta log."""
+def month_files(lake: Lake, table: str, target_file_bytes: int = DEFAULT_TARGET_FILE_MB << 20,
+                ) -> dict[str, MonthFiles]:
+    """Files, bytes, account-range overlap and small files per month of a transactions table (Delta log only)."""
     from pyspark.sql import functions as F
 
-    rows = (table_files(lake, _check_table(table))
-            .groupBy(F.col("partitionValues")[PARTITION_COLUMN].alias("month"))
-            .agg(F.count("*").alias("files"), F.sum("size").alias("bytes"))
-            .collect())
-    return {r["month"]: MonthFiles(r["month"], int(r["files"]), int(r["bytes"])) for r in rows}
+    files = (table_files(lake, _check_table(table))
+             .select(F.col("partitionValues")[PARTITION_COLUMN].alias("month"), "size",
+                     F.get_json_object("stats", f"$.minValues.{CLUSTER_COLUMN}").alias("lo"),
+                     F.get_json_object("stats", f"$.maxValues.{CLUSTER_COLUMN}").alias("hi"))
+             .collect())
+    by_month: dict[str, list] = defaultdict(list)
+    for f in files:
+        by_month[f["month"]].append(f)
+    result = {}
+    for month, rows in by_month.items():
+        # a file without statistics may hold any account
+        ranges = [(r["lo"] or "", r["hi"] or "\uffff") for r in rows]
+        result[month] = MonthFiles(month, len(rows), sum(r["size"] for r in rows), _overlap(ranges),
+                                   sum(1 for r in rows if r["size"] < target_file_bytes // 4))
+    return result
 
 
 def months_to_optimize(lake: Lake, table: str, months: Iterable[str] | None = None,
                        target_file_bytes: int = DEFAULT_TARGET_FILE_MB << 20) -> list[str]:
-    """Months holding more files than the layout would write: new commits since the last OPTIMIZE.
+    """Months where a lookup reads more than two files or small commits piled up (new data since the layout).
 
-    A month the layout left alone (or the backfill wrote as one sorted file) is not
-    rewritten again, so maintenance can call this every run at little cost.
+    A month the layout already clustered, or that the backfill wrote as one sorted
+    file, is not rewritten again, so maintenance can call this on every run.
     """
-    per_month = month_files(lake, table)
+    per_month = month_files(lake, table, target_file_bytes)
     if months is not None:
         wanted = set(_check_months(months))
         per_month = {m: f for m, f in per_month.items() if m in wanted}
-    return sorted(m for m, f in per_month.items() if f.files > f.files_expected(target_file_bytes))
+    return sorted(m for m, f in per_month.items() if f.needs_layout())
 
 
 def maintain_layout(lake: Lake, months: Iterable[str] | None = None,
