@@ -159,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    tables = ", ".join(sorted(t.name for t in spark.catalog.listTables("silver") + spark.catalog.listTables(
-        "serving") + spark.catalog.listTables("ops")))
+    from warehouse.tables import ALL_TABLES
+
+    tables = ", ".join(name for name in ALL_TABLES if lake.exists(name))
     print(f"ledgerlake serve-sql: serving lake {lake.root} on {args.host}:{args.port} "
           f"(tables: {tables}); Ctrl-C stops", flush=True)
     print(connect_hint(args.host, args.port), flush=True)
