@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, fail
+from ledgerlake.statement import QUERY_SPARK_CONF
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def server_config(config: LakeConfig, host: str, port: int, classpath: list[str]
         # the table names come from this process's catalog, registered by location (no Derby metastore)
         "spark.sql.catalogImplementation": "in-memory",
     }
+    conf.update(QUERY_SPARK_CONF)
     conf.update(config.spark_conf)
     if classpath:
         user_path = config.spark_conf.get("spark.driver.extraClassPath")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import re
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
@@ -37,6 +38,9 @@ COLUMNS = ["txn_id", "source_system", "account_id", "posting_date", "posted_at",
 TABLE_COLUMNS = ["posting_date", "posted_at", "txn_id", "txn_code", "channel", "description", "amount",
                  "currency", "balance_after", "reversal_of"]
 ORDER = ["posting_date", "posted_at", "txn_id"]   # posting_date is the UTC date of posted_at
+# Lookups plan against a small, cached Delta log: a few snapshot partitions mean a few tiny tasks per
+# query instead of Delta's default 50 (also used by serve-sql).
+QUERY_SPARK_CONF = {"spark.databricks.delta.snapshotPartitions": str(max(2, os.cpu_count() or 2))}
 _ACCOUNT = re.compile(r"[0-9]{12}")
 
 # Parameters only: the account id and dates never become part of the SQL text.
@@ -102,21 +106,38 @@ def plan_tiers(start: date, end: date, window_start: date, serving_exists: bool 
 
 
 def statement_frame(lake: Lake, account: str, start: date, end: date, window_start: date) -> DataFrame:
-    """The account's transactions in [start, end], each month from the tier that holds it, oldest first."""
+    """The account's transactions in [start, end], each month from the tier that holds it (unordered)."""
     spark = lake.spark
     reads = plan_tiers(start, end, window_start, serving_exists=lake.exists(SERVING))
     frame = None
     for read in reads:
+        # The tier by its location: no catalog registration needed, and one session can query several lakes.
+        location = lake.path(read.table).replace("`", "``")
         part = spark.sql(
-            _TIER_QUERY.format(columns=", ".join(COLUMNS), table=read.table),
+            _TIER_QUERY.format(columns=", ".join(COLUMNS), table=f"delta.`{location}`"),
             args={"account": check_account(account), "first_day": read.first_day, "last_day": read.last_day,
                   "first_month": f"{read.first_day:%Y-%m}", "last_month": f"{read.last_day:%Y-%m}"},
         )
         frame = part if frame is None else frame.unionAll(part)
     assert frame is not None
     log.debug("statement %s..%s: %s", start, end, "; ".join(r.describe() for r in reads))
-    # One small shuffle into a single sorted partition: no range-sampling job as ORDER BY would need.
-    return frame.repartition(1).sortWithinPartitions(*ORDER)
+    return frame
+
+
+def _order_key(row: Row) -> tuple:
+    """Oldest first: posting date, then posted_at (a missing time first in its day), then txn_id."""
+    posted = row["posted_at"]
+    return row["posting_date"], posted is not None, posted or row["posting_date"], row["txn_id"]
+
+
+def in_statement_order(rows: list[Row]) -> list[Row]:
+    """Sort collected statement rows: a statement is small, so Python sorts it without another Spark job."""
+    return sorted(rows, key=_order_key)
+
+
+def statement_rows(lake: Lake, account: str, start: date, end: date, window_start: date) -> list[Row]:
+    """The statement's transactions, oldest first, with the contract's columns."""
+    return in_statement_order(statement_frame(lake, account, start, end, window_start).collect())
 
 
 @dataclass(frozen=True)
@@ -162,11 +183,13 @@ def print_statement(lake: Lake, account: str, start: date, end: date, window_sta
     out = out or sys.stdout
     frame = statement_frame(lake, account, start, end, window_start)
     if fmt == "json":
+        from pyspark.sql import functions as F
+
         # Spark renders decimals exactly and timestamps in ISO-8601, as `ledgerlake sql --format json` does.
-        lines = frame.toJSON().collect()
-        out.writelines(line + "\n" for line in lines)
-        return len(lines)
-    rows = frame.collect()
+        rows = in_statement_order(frame.select(*ORDER, F.to_json(F.struct(*COLUMNS)).alias("json")).collect())
+        out.writelines(row["json"] + "\n" for row in rows)
+        return len(rows)
+    rows = in_statement_order(frame.collect())
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -208,11 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     from ledgerlake.lake import Lake
     from ledgerlake.session import build_session
 
-    spark = build_session(config, "ledgerlake-statement")
+    spark = build_session(replace(config, spark_conf={**QUERY_SPARK_CONF, **config.spark_conf}),
+                          "ledgerlake-statement")
     lake = Lake(spark, config.warehouse)
     if not lake.exists(SILVER):
         return fail("statement", f"no lake at {config.warehouse}: {SILVER} does not exist")
-    lake.register()
     window_start = serving_window_start(config.current_date(), config.serving_months)
     with timed(log, f"statement {account} {start}..{end}"):
         print_statement(lake, account, start, end, window_start, args.format)

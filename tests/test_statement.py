@@ -21,7 +21,7 @@ from ledgerlake.statement import (
     plan_tiers,
     print_statement,
     serving_window_start,
-    statement_frame,
+    statement_rows,
 )
 from tests.lake_rows import txn, write_rows
 
@@ -81,17 +81,17 @@ def two_tiers(lake):
     return lake
 
 
-def _rows(df) -> list[tuple]:  # noqa: ANN001
-    return [tuple(row[c] for c in COLUMNS) for row in df.collect()]
+def _rows(rows) -> list[tuple]:  # noqa: ANN001
+    return [tuple(row[c] for c in COLUMNS) for row in rows]
 
 
 def test_statement_equals_the_rows_of_each_tier_across_the_boundary(two_tiers):
     lake = two_tiers
-    got = _rows(statement_frame(lake, ACCOUNT, FIRST, LAST, WINDOW))
+    got = _rows(statement_rows(lake, ACCOUNT, FIRST, LAST, WINDOW))
 
-    silver = [r for r in _rows(lake.read(SILVER).select(*COLUMNS))
+    silver = [r for r in _rows(lake.read(SILVER).collect())
               if r[2] == ACCOUNT and FIRST <= r[3] < WINDOW]
-    serving = [r for r in _rows(lake.read(SERVING).select(*COLUMNS))
+    serving = [r for r in _rows(lake.read(SERVING).collect())
                if r[2] == ACCOUNT and WINDOW <= r[3] <= LAST]
     assert got == sorted(silver + serving, key=lambda r: (r[4], r[0]))
     assert [r[0] for r in got] == ["S-0210", "S-0315a", "S-0315b", "S-0430", "B-0501", "B-0615", "R-0620", "R-0710"]
@@ -101,11 +101,11 @@ def test_statement_equals_the_rows_of_each_tier_across_the_boundary(two_tiers):
 
 
 def test_a_range_inside_one_tier_reads_only_that_tier(two_tiers):
-    assert [r[0] for r in _rows(statement_frame(two_tiers, ACCOUNT, date(2024, 4, 1), date(2024, 4, 30), WINDOW))] \
+    assert [r[0] for r in _rows(statement_rows(two_tiers, ACCOUNT, date(2024, 4, 1), date(2024, 4, 30), WINDOW))] \
         == ["S-0430"]
-    assert [r[0] for r in _rows(statement_frame(two_tiers, ACCOUNT, date(2024, 5, 1), date(2024, 5, 31), WINDOW))] \
+    assert [r[0] for r in _rows(statement_rows(two_tiers, ACCOUNT, date(2024, 5, 1), date(2024, 5, 31), WINDOW))] \
         == ["B-0501"]
-    assert _rows(statement_frame(two_tiers, "000000000000", FIRST, LAST, WINDOW)) == []
+    assert _rows(statement_rows(two_tiers, "000000000000", FIRST, LAST, WINDOW)) == []
 
 
 def test_formats_csv_json_and_table_with_totals(two_tiers):
