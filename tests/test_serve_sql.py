@@ -20,8 +20,6 @@ from ledgerlake.serve_sql import spark_home
 from ledgerlake.statement import SERVING, SILVER
 from tests.lake_rows import txn, write_rows
 
-pytestmark = pytest.mark.slow
-
 BIN = Path(sys.executable).parent
 RESULT = re.compile(r"^(?:null)*(-?\d+),(-?\d+\.\d+)\s*$")   # count,sum lines of beeline's csv2 output
 COUNT_SUM = "SELECT count(*), sum(amount) FROM serving.transactions_recent;"
@@ -82,6 +80,31 @@ def results(stdout: str) -> list[tuple[int, Decimal]]:
     return [(int(m[1]), Decimal(m[2])) for m in map(RESULT.match, stdout.splitlines()) if m]
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--port", "0"], "--port must be 1-65535, got 0"),
+    (["--port", "70000"], "--port must be 1-65535, got 70000"),
+    (["--host", "203.0.113.250"], "203.0.113.250:10000 is already in use (or not an address of this machine)"),
+])
+def test_bad_port_or_host_is_one_line_error(tmp_path, args, message):
+    proc = subprocess.run([str(BIN / "ledgerlake"), "serve-sql", *args, "--warehouse", str(tmp_path / "lake")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"ledgerlake serve-sql: error: {message}"]
+    assert not (tmp_path / "lake").exists()
+
+
+def test_port_in_use_is_one_line_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([str(BIN / "ledgerlake"), "serve-sql", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"ledgerlake serve-sql: error: 127.0.0.1:{port} is already in use (or not an address of this machine)"]
+
+
 @pytest.fixture(scope="module")
 def served(spark, tmp_path_factory):
     from ledgerlake.lake import open_lake
@@ -102,6 +125,7 @@ def served(spark, tmp_path_factory):
         server.log.close()
 
 
+@pytest.mark.slow
 def test_tables_resolve_by_name_and_errors_go_to_the_client(served, tmp_path):
     lake, server = served
     assert f"jdbc:hive2://localhost:{server.port}/default" in "".join(server.stdout)
@@ -120,6 +144,7 @@ def test_tables_resolve_by_name_and_errors_go_to_the_client(served, tmp_path):
     assert len(errors) == 1 and "UNRESOLVED_COLUMN" in errors[0]
 
 
+@pytest.mark.slow
 def test_each_query_sees_the_latest_commit_while_batches_commit(served, tmp_path):
     lake, server = served
     base = results(beeline(server.port, tmp_path, COUNT_SUM).stdout)
@@ -158,6 +183,7 @@ def test_each_query_sees_the_latest_commit_while_batches_commit(served, tmp_path
     assert results(beeline(server.port, tmp_path, COUNT_SUM).stdout) == [states[-1]]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_cleanly(served):
     _, server = served
     server.proc.send_signal(signal.SIGTERM)
