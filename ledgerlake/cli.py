@@ -11,6 +11,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
     "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
     "reconcile": ("jobs.reconcile", "check the lake against control totals, the ledger and the stream"),
+    "statement": ("ledgerlake.statement", "print one account's transactions in a date range, oldest first"),
+    "serve-sql": ("ledgerlake.serve_sql", "serve the lake's tables over JDBC/ODBC (Spark Thrift Server)"),
 }
 
 USAGE = """usage: ledgerlake COMMAND [options]   (ledgerlake COMMAND --help for a command's options)
