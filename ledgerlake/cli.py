@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": ("jobs.backfill", "load a legacy feed's batch files into silver.transactions"),
     "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
     "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
+    "stream": ("jobs.stream", "apply the real-time events landing zone to silver and the serving tier"),
+    "maintain": ("jobs.maintain", "serving-tier roll-off, OPTIMIZE/Z-ORDER and VACUUM of the lake's tables"),
 }
 
 USAGE = """usage: ledgerlake COMMAND [options]   (ledgerlake COMMAND --help for a command's options)
