@@ -156,7 +156,7 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
     progress = Progress(len(pending), f"backfill {spec.name}")
     load_id = uuid.uuid4().hex
     for batch in chunk(pending, batch_bytes):
-        outcome = load_batch(lake, spec, batch, load_id)
+        outcome = load_batch(lake, spec, batch, load_id, config)
         result.files.extend(outcome)
         for f in outcome:
             if f.status == "REJECTED":
@@ -197,7 +197,8 @@ def cached_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
     return [c for c in columns if c in keep]
 
 
-def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> list[FileResult]:  # noqa: ANN001
+def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # noqa: ANN001
+               config: LakeConfig | None = None) -> list[FileResult]:
     """Validate and publish one batch of files; returns one result per file.
 
     The files are read, split, parsed, mapped and checked against the record rules in one
@@ -207,7 +208,9 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from ledgerlake.handoff import hand_over, record_parity, streamed_versions, sync_serving
     from ledgerlake.ledger import record_files, write_quarantine, write_silver
+    from ledgerlake.serving import serving_window
     from transforms.validation import (
         NEW,
         QUARANTINED,
@@ -276,17 +279,33 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
             with timed(log, "count verdicts"):
                 by_verdict: Counter = Counter()
                 reasons: dict[str, Counter] = {sha: Counter() for sha in accepted}
-                for r in classified.groupBy("file_sha", "verdict", "reason").count().collect():
+                months: set[str] = set()
+                for r in (classified.groupBy("file_sha", "verdict", "reason",
+                                             F.date_format("posting_date", "yyyy-MM").alias("month"))
+                          .count().collect()):
                     by_verdict[(r["file_sha"], r["verdict"])] += r["count"]
                     if r["verdict"] == QUARANTINED:
                         reasons[r["file_sha"]][r["reason"]] += r["count"]
+                    elif r["month"]:
+                        months.add(r["month"])
             if any(by_verdict[(sha, QUARANTINED)] for sha in accepted):
                 with timed(log, "quarantine failing records"):
                     write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED),
                                      spec.source_system, load_id)
+            new_rows = classified.where(F.col("verdict") == NEW)
+            app_id = f"backfill-{spec.name}-{batch_fingerprint(files)}"
+            replaced = streamed_versions(lake, version, new_rows) if version > 0 else None
+            if replaced is not None:
+                cached.append(replaced)
+                replaced_ids = [r["txn_id"] for r in replaced.select("txn_id").collect()]
+                with timed(log, f"handoff: {len(replaced_ids):,} streamed version(s) replaced, parity"):
+                    record_parity(lake, replaced, new_rows, load_id)
             with timed(log, f"publish silver.transactions ({n_suspects:,} duplicate suspects)"):
-                write_silver(lake, classified.where(F.col("verdict") == NEW), load_id,
-                             app_id=f"backfill-{spec.name}-{batch_fingerprint(files)}")
+                write_silver(lake, new_rows, load_id, app_id=app_id, replace_streamed=replaced is not None)
+            with timed(log, "serving tier and stream handoff"):
+                sync_serving(lake, serving_window(config or LakeConfig()), sorted(months),
+                             [f.name for f in files], replaced_ids if replaced is not None else [], app_id)
+                hand_over(lake, classified.where(F.col("verdict") != QUARANTINED))
             for f in files:
                 if f.sha256 in accepted:
                     records_in = int(verdicts[f.sha256]["n_details"] or 0)
