@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA ?= demo-data
 export LEDGERLAKE_WAREHOUSE ?= $(CURDIR)/warehouse/lake
 
-.PHONY: venv demo test test-fast bench lint clean spark-conf
+.PHONY: venv demo test test-fast bench lint clean spark-conf airflow
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ test-fast: venv
 
 bench: venv
 	$(PY) bench/backfill.py
+
+# Local Airflow 3 (airflow standalone, SQLite in .airflow/) with the DAGs, connection, pools and variables.
+# Extra set-up flags: make airflow AIRFLOW_SETUP_ARGS="--landing cards=$$PWD/demo-data/cards --pool-slots cards=2"
+airflow: venv
+	$(PY) -m ledgerlake.airflow_setup --standalone $(AIRFLOW_SETUP_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

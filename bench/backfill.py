@@ -11,12 +11,13 @@ parameters match), then runs, each in its own process on an empty target:
   posting month, write month-partitioned Parquet. No validation at all.
 
 Prints records/s of both (timed inside the process, Spark start-up excluded), the
-ratio, and the peak resident memory of each process tree (Python + JVM).
+ratio, the peak resident memory and the CPU seconds of each process tree (Python + JVM).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -66,18 +67,29 @@ print(json.dumps({"seconds": seconds, "records": records}))
 """
 
 
-def run_child(code: str, *args: str) -> tuple[dict, float]:
-    """Run a child Python process; return its JSON result and the peak RSS (MiB) of its process tree."""
+def run_child(code: str, *args: str) -> tuple[dict, float, float]:
+    """Run a child Python process; return its JSON result, the peak RSS (MiB) and CPU seconds of its process tree.
+
+    CPU seconds (Python + JVM, start-up included) show the work done even when other
+    processes compete for the cores and wall-clock figures drift.
+    """
     import psutil
 
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=REPO)
     parent = psutil.Process(proc.pid)
     peak = 0
+    cpu: dict[int, float] = {}
     while proc.poll() is None:
         try:
             tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            rss = 0
+            for p in tree:
+                with contextlib.suppress(psutil.Error):
+                    rss += p.memory_info().rss
+                    times = p.cpu_times()
+                    cpu[p.pid] = times.user + times.system
+            peak = max(peak, rss)
         except psutil.Error:
             pass
         time.sleep(0.25)
@@ -85,7 +97,7 @@ def run_child(code: str, *args: str) -> tuple[dict, float]:
     if proc.returncode != 0:
         sys.stderr.write(err[-4000:])
         raise SystemExit(f"benchmark child failed with exit status {proc.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), peak / 2**20
+    return json.loads(out.strip().splitlines()[-1]), peak / 2**20, sum(cpu.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,16 +124,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for target in ("lake", "plain"):
         shutil.rmtree(work / target, ignore_errors=True)
-    backfill, backfill_mem = run_child(CHILD_BACKFILL, str(data), str(work / "lake"))
-    plain, plain_mem = run_child(CHILD_PLAIN, str(data), str(work / "plain"))
+    backfill, backfill_mem, backfill_cpu = run_child(CHILD_BACKFILL, str(data), str(work / "lake"))
+    plain, plain_mem, plain_cpu = run_child(CHILD_PLAIN, str(data), str(work / "plain"))
 
     b_rate = backfill["records"] / backfill["seconds"]
     p_rate = plain["records"] / plain["seconds"]
     print(f"input: {backfill['files']} files, {backfill['records']:,} detail records, {size_mb:,.0f} MiB")
     print(f"backfill (validated, Delta): {backfill['seconds']:8.1f} s  {b_rate:12,.0f} rec/s  "
-          f"peak RSS {backfill_mem:,.0f} MiB  silver rows {backfill['silver_rows']:,}")
+          f"peak RSS {backfill_mem:,.0f} MiB  CPU {backfill_cpu:,.0f} s  silver rows {backfill['silver_rows']:,}")
     print(f"plain    (text -> Parquet):  {plain['seconds']:8.1f} s  {p_rate:12,.0f} rec/s  "
-          f"peak RSS {plain_mem:,.0f} MiB")
+          f"peak RSS {plain_mem:,.0f} MiB  CPU {plain_cpu:,.0f} s")
     print(f"ratio backfill/plain: {b_rate / p_rate:.2f}x")
     return 0
 

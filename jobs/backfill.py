@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import re
 import sys
 import uuid
 from collections import Counter
@@ -25,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
+from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args, parse_iso_date
 from ledgerlake.console import Progress, configure_logging, fail, render_table, timed
 from ledgerlake.discovery import BatchFile, Discovery, InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
@@ -33,7 +34,7 @@ from transforms.legacy.spec import SourceSpec
 
 log = logging.getLogger("ledgerlake.backfill")
 
-DEFAULT_BATCH_MB = 256
+DEFAULT_BATCH_MB = 512
 MAX_LISTED_SUSPECTS = 20_000   # up to this many duplicate suspects are filtered by value, not joined
 
 
@@ -54,6 +55,7 @@ class FileResult:
     control_debit: Decimal | None = None
     control_credit: Decimal | None = None
     note: str = ""
+    quarantine_reasons: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, metavar="PATH", help="directory (searched recursively) or file")
     parser.add_argument("--from", dest="month_from", metavar="YYYY-MM", help="first business month to load")
     parser.add_argument("--to", dest="month_to", metavar="YYYY-MM", help="last business month to load")
+    parser.add_argument("--date", dest="business_date", metavar="YYYY-MM-DD",
+                        help="load only the files of this business date (the daily batch); not with --from/--to")
     parser.add_argument("--batch-mb", type=int, default=DEFAULT_BATCH_MB, metavar="MB",
                         help=f"input size per Delta commit (default {DEFAULT_BATCH_MB})")
     add_common_arguments(parser)
@@ -105,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(config.log_level)
         spec = get_source(args.source)
         months = month_range(args.month_from, args.month_to)
+        day = parse_iso_date(args.business_date, "--date") if args.business_date else None
+        if day is not None:
+            if months.bounded:
+                raise InputError("--date cannot be combined with --from/--to")
+            months = MonthRange((day.year, day.month), (day.year, day.month))
         if args.batch_mb < 1:
             raise InputError("--batch-mb must be at least 1")
-        found = discover(spec, args.input, months)
+        found = discover(spec, args.input, months, day=day)
     except (ConfigError, InputError, UnknownSourceError) as exc:
         return fail("backfill", str(exc))
 
@@ -147,14 +156,14 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
     progress = Progress(len(pending), f"backfill {spec.name}")
     load_id = uuid.uuid4().hex
     for batch in chunk(pending, batch_bytes):
-        outcome = load_batch(lake, spec, batch, load_id)
+        outcome = load_batch(lake, spec, batch, load_id, config)
         result.files.extend(outcome)
         for f in outcome:
             if f.status == "REJECTED":
                 log.warning("rejected %s: %s (%s)", f.name, f.reason, f.reason_detail)
         progress.advance(len(batch), sum(f.records_in for f in outcome))
-    if pending:
-        result.quarantine_reasons = quarantine_counts(lake, [f.sha256 for f in pending])
+    for f in result.files:
+        result.quarantine_reasons.update(f.quarantine_reasons)
     result.seconds = progress.elapsed
     return result
 
@@ -180,17 +189,28 @@ def batch_fingerprint(files: list[BatchFile]) -> str:
     return hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()[:32]
 
 
-def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> list[FileResult]:  # noqa: ANN001
+def cached_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
+    """Columns of the parsed batch that later steps read: lineage, verdict inputs, statistics' inputs."""
+    stats_text = " ".join(spec.file_stats.values())
+    keep = {"file_sha", "record_no", "raw", "is_detail", "reason", "record_hash", *spec.mapping}
+    keep |= {c for c in columns if re.search(rf"\b{re.escape(c)}\b", stats_text)}
+    return [c for c in columns if c in keep]
+
+
+def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # noqa: ANN001
+               config: LakeConfig | None = None) -> list[FileResult]:
     """Validate and publish one batch of files; returns one result per file.
 
-    The files are read and split into records once (kept in memory, spilling to disk);
-    every later step derives its columns from that narrow cache: the file gates, the
-    duplicate suspects, the quarantine and the silver rows.
+    The files are read, split, parsed, mapped and checked against the record rules in one
+    pass whose result is cached (in memory, spilling to disk); every later step reads that
+    cache: the file gates, the duplicate suspects, the counts, the quarantine and silver.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from ledgerlake.handoff import hand_over, record_parity, streamed_versions, sync_serving
     from ledgerlake.ledger import record_files, write_quarantine, write_silver
+    from ledgerlake.serving import serving_window
     from transforms.validation import (
         NEW,
         QUARANTINED,
@@ -210,14 +230,19 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
     )
     content = (spark.read.format("binaryFile").load([f.path for f in files])
                .select(F.sha2("content", 256).alias("file_sha"), "content"))
-    records = content.transform(spec.split).persist(StorageLevel.MEMORY_AND_DISK)
-    cached: list = [records]
+    parsed = (content.transform(spec.split).transform(spec.parse)
+              .withColumn("is_detail", F.coalesce(F.expr(spec.is_detail), F.lit(False)))
+              .transform(to_canonical(spec))
+              .transform(with_record_reason(spec.record_rules))
+              .withColumn("record_hash", F.expr(spec.identity)))
+    # Cache only what later steps read: the statistics' inputs, lineage and the canonical columns.
+    parsed = parsed.select(*cached_columns(spec, parsed.columns)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached: list = [parsed]
     try:
         with timed(log, f"parse and gate {len(files)} file(s)"):
             verdicts = {
                 row["file_sha"]: row
-                for row in meta.join(records.transform(spec.parse).transform(file_statistics(spec)),
-                                     "file_sha", "left")
+                for row in meta.join(parsed.transform(file_statistics(spec)), "file_sha", "left")
                 .transform(with_file_verdict(spec.file_checks, spec.control_totals))
                 .collect()
             }
@@ -229,19 +254,17 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
         counts: dict[str, dict] = {}
         if accepted:
             existing = None
-            if not lake.is_empty("silver.transactions"):
+            version = lake.version("silver.transactions")
+            if version > 0:
                 # Pinned to the current version: a recomputation after our own commit sees the same rows.
-                version = lake.delta("silver.transactions").history(1).first()["version"]
                 existing = (lake.spark.read.format("delta").option("versionAsOf", version)
                             .load(lake.path("silver.transactions"))
                             .where(F.col("source_system") == spec.source_system)
                             .where(F.col("record_hash").isNotNull())
                             .select("txn_id", F.col("record_hash").alias("existing_hash")))
             details = (
-                records.where(F.col("file_sha").isin(accepted)).transform(spec.parse).where(F.expr(spec.is_detail))
+                parsed.where(F.col("is_detail") & F.col("file_sha").isin(accepted))
                 .join(F.broadcast(meta.select("file_sha", "source_file", "file_order")), "file_sha")
-                .transform(to_canonical(spec))
-                .transform(with_record_reason(spec.record_rules))
             )
             with timed(log, "find duplicate suspects"):
                 suspects = details.transform(duplicate_suspects(existing)).persist(StorageLevel.MEMORY_AND_DISK)
@@ -249,30 +272,46 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
                 n_suspects = suspects.count()
             few = n_suspects <= MAX_LISTED_SUSPECTS
             suspect_ids = [r["txn_id"] for r in suspects.collect()] if few else suspects
-            classified = (details.withColumn("record_hash", F.expr(spec.identity))
-                          .transform(with_duplicate_verdict(existing, suspect_ids)))
-            with timed(log, "quarantine failing records"):
-                quarantined = classified.where(F.col("verdict") == QUARANTINED).persist(
-                    StorageLevel.MEMORY_AND_DISK)
-                cached.append(quarantined)
-                per_file = {r["file_sha"]: r["count"] for r in quarantined.groupBy("file_sha").count().collect()}
-                if per_file:
-                    write_quarantine(lake, quarantined, spec.source_system, load_id)
+            classified = details.transform(with_duplicate_verdict(existing, suspect_ids))
+            if not few:   # the joined verdict is computed once, not once per write
+                classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+                cached.append(classified)
+            with timed(log, "count verdicts"):
+                by_verdict: Counter = Counter()
+                reasons: dict[str, Counter] = {sha: Counter() for sha in accepted}
+                months: set[str] = set()
+                for r in (classified.groupBy("file_sha", "verdict", "reason",
+                                             F.date_format("posting_date", "yyyy-MM").alias("month"))
+                          .count().collect()):
+                    by_verdict[(r["file_sha"], r["verdict"])] += r["count"]
+                    if r["verdict"] == QUARANTINED:
+                        reasons[r["file_sha"]][r["reason"]] += r["count"]
+                    elif r["month"]:
+                        months.add(r["month"])
+            if any(by_verdict[(sha, QUARANTINED)] for sha in accepted):
+                with timed(log, "quarantine failing records"):
+                    write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED),
+                                     spec.source_system, load_id)
+            new_rows = classified.where(F.col("verdict") == NEW)
+            app_id = f"backfill-{spec.name}-{batch_fingerprint(files)}"
+            replaced = streamed_versions(lake, version, new_rows) if version > 0 else None
+            if replaced is not None:
+                cached.append(replaced)
+                replaced_ids = [r["txn_id"] for r in replaced.select("txn_id").collect()]
+                with timed(log, f"handoff: {len(replaced_ids):,} streamed version(s) replaced, parity"):
+                    record_parity(lake, replaced, new_rows, load_id)
             with timed(log, f"publish silver.transactions ({n_suspects:,} duplicate suspects)"):
-                write_silver(lake, classified.where(F.col("verdict") == NEW), load_id,
-                             app_id=f"backfill-{spec.name}-{batch_fingerprint(files)}")
-                inserted = {
-                    r["source_file"]: r["count"]
-                    for r in lake.read("silver.transactions").where(F.col("load_id") == load_id)
-                    .where(F.col("source_file").isin([f.name for f in files]))
-                    .groupBy("source_file").count().collect()
-                }
+                write_silver(lake, new_rows, load_id, app_id=app_id, replace_streamed=replaced is not None)
+            with timed(log, "serving tier and stream handoff"):
+                sync_serving(lake, serving_window(config or LakeConfig()), sorted(months),
+                             [f.name for f in files], replaced_ids if replaced is not None else [], app_id)
+                hand_over(lake, classified.where(F.col("verdict") != QUARANTINED))
             for f in files:
                 if f.sha256 in accepted:
                     records_in = int(verdicts[f.sha256]["n_details"] or 0)
-                    q = per_file.get(f.sha256, 0)
+                    q = by_verdict[(f.sha256, QUARANTINED)]
                     counts[f.sha256] = {"records_in": records_in, "accepted": records_in - q, "quarantined": q,
-                                        "inserted": inserted.get(f.name, 0)}
+                                        "inserted": by_verdict[(f.sha256, NEW)], "reasons": reasons[f.sha256]}
     finally:
         for df in cached:
             df.unpersist()
@@ -289,19 +328,11 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str) -> 
             f.name, f.sha256, f.business_date, "LOADED", records_in=c["records_in"], accepted=c["accepted"],
             quarantined=c["quarantined"], inserted=c["inserted"],
             control_debit=row["control_debit_total"], control_credit=row["control_credit_total"],
+            quarantine_reasons=c["reasons"],
         ))
     with timed(log, "write ops.load_ledger"):
         record_files(lake, spec.source_system, files, results, verdicts, load_id)
     return results
-
-
-def quarantine_counts(lake, shas: list[str]) -> Counter:  # noqa: ANN001
-    """Quarantined records per reason for the given files."""
-    from pyspark.sql import functions as F
-
-    rows = (lake.read("ops.quarantine").where(F.col("source_sha256").isin(shas))
-            .groupBy("reason").count().collect())
-    return Counter({r["reason"]: r["count"] for r in rows})
 
 
 def render_summary(result: BackfillResult) -> str:

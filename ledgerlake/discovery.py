@@ -96,11 +96,12 @@ class Discovery:
     same_content: list[tuple[str, str]]     # (name, name of the earlier identical file)
 
 
-def discover(spec: SourceSpec, input_path: str, months: MonthRange) -> Discovery:
+def discover(spec: SourceSpec, input_path: str, months: MonthRange, day: date | None = None) -> Discovery:
     """All files of the feed under input_path whose business date is in range, in load order.
 
-    Every candidate is read once to fingerprint it (SHA-256), so an unreadable file
-    is reported here, before any table is touched.
+    ``day`` narrows the range to one business date (the daily batch). Every candidate in
+    range is read once to fingerprint it (SHA-256), so an unreadable file is reported
+    here, before any table is touched; files outside the range are only probed for their date.
     """
     root = Path(input_path).expanduser()
     if not root.exists():
@@ -120,19 +121,24 @@ def discover(spec: SourceSpec, input_path: str, months: MonthRange) -> Discovery
     found: list[BatchFile] = []
     out_of_range = 0
     undated: list[str] = []
+    head_bytes = max(spec.probe_bytes, 64)
     for path in candidates:
         try:
-            sha, head, size = _sha256_and_head(path, max(spec.probe_bytes, 64))
+            if months.bounded or day is not None:
+                with path.open("rb") as fh:
+                    file_day = spec.business_date(path.name, fh.read(head_bytes))
+                if file_day is None:
+                    undated.append(path.name)
+                    continue
+                if not months.contains(file_day) or (day is not None and file_day != day):
+                    out_of_range += 1
+                    continue
+            sha, head, size = _sha256_and_head(path, head_bytes)
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        day = spec.business_date(path.name, head)
-        if day is None and months.bounded:
-            undated.append(path.name)
-            continue
-        if day is not None and not months.contains(day):
-            out_of_range += 1
-            continue
-        found.append(BatchFile(str(path.resolve()), path.name, size, sha, day, spec.order_key(path.name, head)))
+        file_day = spec.business_date(path.name, head)
+        found.append(BatchFile(str(path.resolve()), path.name, size, sha, file_day,
+                               spec.order_key(path.name, head)))
 
     found.sort(key=lambda f: f.sort_key)
     unique: list[BatchFile] = []

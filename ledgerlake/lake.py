@@ -116,10 +116,13 @@ class Lake:
 
         return DeltaTable.forPath(self.spark, self.path(name))
 
+    def version(self, name: str) -> int:
+        """The table's latest commit version, from the Delta log (no data scan)."""
+        return int(self.delta(name).history(1).first()["version"])
+
     def is_empty(self, name: str) -> bool:
-        """Cheap emptiness check from the Delta log (no data scan)."""
-        detail = self.delta(name).detail().select("numFiles").first()
-        return detail is None or not detail["numFiles"]
+        """True while nothing was ever written after the table's creation (commit 0)."""
+        return self.version(name) == 0
 
 
 def open_lake(spark: SparkSession, root: str) -> Lake:

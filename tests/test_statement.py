@@ -1,0 +1,178 @@
+"""Statements: the right rows from the right tier, oldest first, totals, formats and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ledgerlake.statement import (
+    COLUMNS,
+    SERVING,
+    SILVER,
+    StatementError,
+    check_account,
+    plan_tiers,
+    print_statement,
+    serving_window_start,
+    statement_rows,
+)
+from tests.lake_rows import txn, write_rows
+
+BIN = Path(sys.executable).parent
+ACCOUNT, OTHER = "000123456789", "000987654321"
+# today 2024-07-15 with a 3-month window: May, June, July come from serving, April and older from silver
+TODAY, MONTHS = date(2024, 7, 15), 3
+WINDOW = date(2024, 5, 1)
+FIRST, LAST = date(2024, 2, 10), date(2024, 7, 10)
+
+
+def test_serving_window_counts_back_calendar_months():
+    assert serving_window_start(date(2024, 7, 15), 3) == date(2024, 5, 1)
+    assert serving_window_start(date(2024, 7, 1), 1) == date(2024, 7, 1)
+    assert serving_window_start(date(2024, 2, 29), 6) == date(2023, 9, 1)
+    assert serving_window_start(date(2025, 1, 31), 13) == date(2024, 1, 1)
+
+
+def test_tiers_split_at_the_window_start():
+    split = plan_tiers(date(2024, 2, 10), date(2024, 7, 10), WINDOW)
+    assert [(r.table, r.first_day, r.last_day) for r in split] == [
+        (SILVER, date(2024, 2, 10), date(2024, 4, 30)), (SERVING, date(2024, 5, 1), date(2024, 7, 10))]
+    assert [r.table for r in plan_tiers(date(2024, 5, 1), date(2024, 5, 1), WINDOW)] == [SERVING]
+    assert [r.table for r in plan_tiers(date(2024, 4, 30), date(2024, 4, 30), WINDOW)] == [SILVER]
+    assert [r.table for r in plan_tiers(date(2024, 6, 1), date(2024, 6, 2), WINDOW, serving_exists=False)] == [SILVER]
+
+
+@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "12345678901a", "", " 123456789012",
+                                     "000123456789' OR '1'='1", "１２３４５６７８９０１２"])
+def test_account_must_be_twelve_ascii_digits(account):
+    with pytest.raises(StatementError, match="--account must be 12 digits"):
+        check_account(account)
+
+
+@pytest.fixture
+def two_tiers(lake):
+    """Silver holds the full history; serving holds the window, with newer versions of some rows."""
+    write_rows(lake, SILVER, [
+        txn("S-0209", ACCOUNT, "2024-02-09 23:59:59", "-1.00", description="day before the range"),
+        txn("S-0210", ACCOUNT, "2024-02-10 00:00:00", "-2.00", description="first day of the range"),
+        txn("S-0315b", ACCOUNT, "2024-03-15 09:00:00", "5.00", "USD", description="same instant, txn_id decides"),
+        txn("S-0315a", ACCOUNT, "2024-03-15 09:00:00", "-3.00", description="same instant, txn_id decides"),
+        txn("S-0430", ACCOUNT, "2024-04-30 23:59:59", "-4.00", description="last silver day"),
+        txn("B-0501", ACCOUNT, "2024-05-01 00:00:00", "-5.00", description="silver copy, not shown"),
+        txn("B-0615", ACCOUNT, "2024-06-15 12:00:00", "-6.00", description="silver copy, not shown"),
+        txn("X-0301", OTHER, "2024-03-01 10:00:00", "-7.00", description="other account"),
+    ])
+    write_rows(lake, SERVING, [
+        txn("R-0430", ACCOUNT, "2024-04-30 12:00:00", "-40.00", description="not rolled off yet, not shown"),
+        txn("B-0501", ACCOUNT, "2024-05-01 00:00:00", "-5.50", description="first instant of the window"),
+        txn("B-0615", ACCOUNT, "2024-06-15 12:00:00", "-6.50", description="corrected by the stream"),
+        txn("R-0620", ACCOUNT, "2024-06-20 08:00:00", "100.00", "USD", description="salary"),
+        txn("R-0710", ACCOUNT, "2024-07-10 23:59:59", "-8.00", description="last day of the range"),
+        txn("R-0711", ACCOUNT, "2024-07-11 00:00:00", "-9.00", description="after the range"),
+        txn("X-0601", OTHER, "2024-06-01 10:00:00", "-10.00", description="other account"),
+    ])
+    return lake
+
+
+def _rows(rows) -> list[tuple]:  # noqa: ANN001
+    return [tuple(row[c] for c in COLUMNS) for row in rows]
+
+
+def test_statement_equals_the_rows_of_each_tier_across_the_boundary(two_tiers):
+    lake = two_tiers
+    got = _rows(statement_rows(lake, ACCOUNT, FIRST, LAST, WINDOW))
+
+    silver = [r for r in _rows(lake.read(SILVER).collect())
+              if r[2] == ACCOUNT and FIRST <= r[3] < WINDOW]
+    serving = [r for r in _rows(lake.read(SERVING).collect())
+               if r[2] == ACCOUNT and WINDOW <= r[3] <= LAST]
+    assert got == sorted(silver + serving, key=lambda r: (r[4], r[0]))
+    assert [r[0] for r in got] == ["S-0210", "S-0315a", "S-0315b", "S-0430", "B-0501", "B-0615", "R-0620", "R-0710"]
+    by_id = {r[0]: r for r in got}
+    assert by_id["B-0615"][7] == Decimal("-6.50")      # the window's month came from serving
+    assert by_id["B-0501"][10] == "first instant of the window"
+
+
+def test_a_range_inside_one_tier_reads_only_that_tier(two_tiers):
+    assert [r[0] for r in _rows(statement_rows(two_tiers, ACCOUNT, date(2024, 4, 1), date(2024, 4, 30), WINDOW))] \
+        == ["S-0430"]
+    assert [r[0] for r in _rows(statement_rows(two_tiers, ACCOUNT, date(2024, 5, 1), date(2024, 5, 31), WINDOW))] \
+        == ["B-0501"]
+    assert _rows(statement_rows(two_tiers, "000000000000", FIRST, LAST, WINDOW)) == []
+
+
+def test_formats_csv_json_and_table_with_totals(two_tiers):
+    out = io.StringIO()
+    assert print_statement(two_tiers, ACCOUNT, FIRST, LAST, WINDOW, "json", out) == 8
+    objects = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [o["txn_id"] for o in objects][:2] == ["S-0210", "S-0315a"]
+    assert objects[0]["amount"] == -2.0 and objects[0]["posted_at"].startswith("2024-02-10T00:00:00")
+    assert objects[0]["account_id"] == ACCOUNT
+
+    out = io.StringIO()
+    print_statement(two_tiers, ACCOUNT, FIRST, LAST, WINDOW, "csv", out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ",".join(COLUMNS) and len(lines) == 9
+    assert lines[1].startswith("S-0210,core_banking,000123456789,2024-02-10,2024-02-10 00:00:00,")
+
+    out = io.StringIO()
+    print_statement(two_tiers, ACCOUNT, FIRST, LAST, WINDOW, "table", out)
+    text = out.getvalue()
+    assert "Statement of account 000123456789, 2024-02-10 to 2024-07-10" in text
+    assert "2024-02..2024-04 from silver.transactions; 2024-05..2024-07 from serving.transactions_recent" in text
+    totals_table = text.split("currency | transactions")[1].splitlines()[2:]
+    totals = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]] for line in totals_table}
+    # EUR: -2 -3 -4 -5.50 -6.50 -8 = -29.00; USD: +5 +100
+    assert totals == {"EUR": ["6", "-29.00", "0.00", "-29.00"], "USD": ["2", "0.00", "105.00", "105.00"]}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--account", "12345", "--from", "2024-01-01", "--to", "2024-02-01"], "--account must be 12 digits, got '12345'"),
+    (["--account", "00012345678x", "--from", "2024-01-01", "--to", "2024-02-01"], "--account must be 12 digits"),
+    (["--account", ACCOUNT, "--from", "2024-02-30", "--to", "2024-03-01"],
+     "--from must be a date YYYY-MM-DD, got '2024-02-30'"),
+    (["--account", ACCOUNT, "--from", "2024-01-01", "--to", "01/02/2024"], "--to must be a date YYYY-MM-DD"),
+    (["--account", ACCOUNT, "--from", "2024-05-01", "--to", "2024-04-30"], "--from 2024-05-01 is after --to 2024-04-30"),
+])
+def test_bad_input_is_one_line_error(tmp_path, args, message):
+    proc = subprocess.run([str(BIN / "ledgerlake"), "statement", *args, "--warehouse", str(tmp_path / "lake")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ledgerlake statement: error: ") and message in lines[0], \
+        proc.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.slow
+def test_statement_cli_end_to_end(two_tiers, tmp_path):
+    env_args = ["--today", TODAY.isoformat(), "--serving-months", str(MONTHS), "--master", "local[1]",
+                "--conf", "spark.sql.shuffle.partitions=1"]
+    proc = subprocess.run(
+        [str(BIN / "ledgerlake"), "statement", "--account", ACCOUNT, "--from", FIRST.isoformat(), "--to",
+         LAST.isoformat(), "--format", "csv", "--warehouse", two_tiers.root, *env_args],
+        capture_output=True, text=True, timeout=600, env={**_env(), "LEDGERLAKE_DRIVER_MEMORY": "1g"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids = [line.split(",")[0] for line in proc.stdout.splitlines()[1:]]
+    assert ids == ["S-0210", "S-0315a", "S-0315b", "S-0430", "B-0501", "B-0615", "R-0620", "R-0710"]
+
+    missing = subprocess.run(
+        [str(BIN / "ledgerlake"), "statement", "--account", ACCOUNT, "--from", "2024-01-01", "--to", "2024-02-01",
+         "--warehouse", str(tmp_path / "nowhere"), *env_args],
+        capture_output=True, text=True, timeout=600, env={**_env(), "LEDGERLAKE_DRIVER_MEMORY": "1g"})
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("ledgerlake statement: error: no lake at ")
+    assert not (tmp_path / "nowhere" / "silver").exists()
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
