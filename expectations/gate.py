@@ -42,6 +42,8 @@ from expectations.suite import (
     SuiteFile,
     load_suite,
 )
+from ledgerlake.serving import window_for
+from transforms.events import SOURCE_SYSTEM as STREAMED
 from warehouse.tables import DQ_RESULTS, MONTH_EXPR, SERVING_TRANSACTIONS, SILVER_TRANSACTIONS
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerlake.dq")
 
 TABLE_SUITES = {SILVER_TRANSACTIONS.name: SILVER_SUITE, SERVING_TRANSACTIONS.name: SERVING_SUITE}
+# A batch's new row replaces the streamed version of its txn_id (the file is the book of record).
+REPLACED_BY_BATCH = f"source_system = '{STREAMED}'"
 MAX_LISTED_FAILURES = 5
 
 
@@ -120,6 +124,8 @@ class GateReport:
     seconds: float = 0.0
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     units: dict[str, int] = field(default_factory=dict)      # files / months audited per suite
+    # records per file_sha, posting month (None: no posting date), verdict and reason, from the batch pass
+    verdict_counts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def critical_failures(self) -> list[ExpectationResult]:
@@ -165,15 +171,6 @@ class GateFailure(RuntimeError):
         self.report = report
 
 
-def serving_window(today: date, months: int) -> tuple[date, date]:
-    """First and last day of the serving window: the last ``months`` calendar months, this one included."""
-    index = today.year * 12 + today.month - 1 - (months - 1)
-    start = date(index // 12, index % 12 + 1, 1)
-    following = today.year * 12 + today.month
-    end = date(following // 12, following % 12 + 1, 1) - timedelta(days=1)
-    return start, end
-
-
 class TableGate:
     """The suite of one table, audited on its prospective state (or on the whole table)."""
 
@@ -202,7 +199,8 @@ class TableGate:
             if e.breaks and WINDOW_START in e.breaks:
                 if today is None or serving_months is None:
                     raise ValueError(f"{e.qualified_name} needs today and serving_months")
-                start, end = serving_window(today, serving_months)
+                window = window_for(today, serving_months)
+                start, end = window.first_day, window.last_day
                 e = replace(e, breaks=e.breaks.replace(WINDOW_START, f"DATE'{start}'")
                             .replace(WINDOW_END, f"DATE'{end}'"),
                             threshold=f"0 rows outside {start} .. {end}")
@@ -210,15 +208,17 @@ class TableGate:
         return out
 
     def audit(self, lake: Lake, *, rows: DataFrame | None = None, existing: DataFrame | None = None,
-              run_id: str, batch_id: str | None = None, replace_rows: bool = False,
+              run_id: str, batch_id: str | None = None, replaces: str | None = None,
               today: date | None = None, serving_months: int | None = None,
               source_system: str | None = None) -> GateReport:
         """Audit the table as it would be after publishing ``rows`` (canonical columns).
 
         ``existing``: the table as read before the commit (pinned version); only the
         months ``rows`` touch are read. Without ``rows``, the whole of ``existing`` is
-        audited. ``replace_rows``: the publish is an upsert by txn_id (a new row replaces
-        the old one with its key) rather than an append.
+        audited. ``replaces``: SQL condition on existing rows that a new row with the same
+        txn_id supersedes: ``"TRUE"`` for an upsert (the stream's MERGE), None for an append.
+        Superseded rows are left out of the uniqueness check; the other checks still count
+        them (they are visible until the commit, and were audited when written).
         """
         from pyspark.sql import functions as F
 
@@ -232,7 +232,7 @@ class TableGate:
             _require(rows, _table_columns(checks), "rows")
             new_month = table_pass(rows, [e for e in checks if e.counted])
             new_keys = rows
-        frame = self._month_frame(checks, new_month, new_keys, existing, replace_rows)
+        frame = self._month_frame(checks, new_month, new_keys, existing, replaces)
         report.results.extend(self._judge(checks, frame))
         report.units[self.suite.name] = len(frame)
         report.seconds = time.monotonic() - started
@@ -240,7 +240,7 @@ class TableGate:
         return report
 
     def _month_frame(self, checks: list[Expectation], new_month: pd.DataFrame | None, new_rows: DataFrame | None,
-                     existing: DataFrame | None, replace_rows: bool) -> pd.DataFrame:
+                     existing: DataFrame | None, replaces: str | None) -> pd.DataFrame:
         """Per posting month: counted metrics over new and old rows, and duplicate counts."""
         from pyspark.sql import functions as F
 
@@ -253,19 +253,17 @@ class TableGate:
                 touched = [m for m in (new_month["month"].tolist() if new_month is not None else []) if m != NO_MONTH]
                 old = old.where(F.col("posting_month").isin(touched))
             _require(old, _table_columns(checks), "existing")
-            counted_old = old
-            if replace_rows and new_rows is not None:
-                counted_old = old.join(new_rows.select("txn_id").distinct(), "txn_id", "left_anti")
-            frames.append(table_pass(counted_old, counted))
+            frames.append(table_pass(old, counted))
         frame = combine(frames, "month", {"rows": "sum", **metric_columns(counted)})
         for e in checks:
             if e.check != "unique":
                 continue
             column = e.reads[0]
             month = F.coalesce(F.col("posting_month"), F.lit(NO_MONTH)).alias("month")
+            replaceable = F.expr(f"coalesce({replaces}, FALSE)") if replaces else F.lit(False)
             dups = duplicates_pass(
                 None if new_rows is None else new_rows.select(column, month),
-                None if old is None else old.select(column, month), column, replace_rows,
+                None if old is None else old.select(column, month, replaceable.alias("replaceable")), column,
             ).rename(columns={"duplicates": e.metric, "duplicates__example": f"{e.metric}__example"})
             frame = frame.merge(dups, on="month", how="left") if not dups.empty else frame.assign(
                 **{e.metric: 0, f"{e.metric}__example": None})
@@ -341,7 +339,12 @@ class BatchGate:
         spark = lake.spark
         business_dates = spark.createDataFrame([(f.file_sha, f.business_date) for f in facts],
                                                "file_sha STRING, business_date DATE")
-        parts = batch_pass(classified, business_dates, counted, [e for e in table_checks if e.counted])
+        parts, verdicts = batch_pass(classified, business_dates, counted, [e for e in table_checks if e.counted])
+        report.verdict_counts = [
+            {"file_sha": r["file_sha"], "month": None if r["month"] == NO_MONTH else r["month"],
+             "verdict": r["verdict"], "reason": r["reason"] if isinstance(r["reason"], str) else None,
+             "count": int(r["count"])}
+            for r in verdicts.to_dict("records")]
         t_pass = time.monotonic()
 
         new_cols = {c: c[len(NEW_PREFIX):] for c in parts.columns if c.startswith(NEW_PREFIX)}
@@ -353,7 +356,8 @@ class BatchGate:
             new_rows = new_rows.withColumn("posting_month", F.expr(MONTH_EXPR))
         # The table's Spark passes run while GX judges the files (Python): they overlap.
         with ThreadPoolExecutor(1, thread_name_prefix="dq-table") as pool:
-            months = pool.submit(self.table_gate._month_frame, table_checks, new_month, new_rows, existing, False)
+            months = pool.submit(self.table_gate._month_frame, table_checks, new_month, new_rows, existing,
+                                 REPLACED_BY_BATCH)
             file_frame = self._file_frame(lake, parts, facts, counted)
             report.results.extend(self._judge(file_frame))
             report.units[self.suite.name] = len(file_frame)

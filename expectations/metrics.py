@@ -134,8 +134,11 @@ def _collect(df: DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def batch_pass(classified: DataFrame, business_dates: DataFrame, batch_checks: list[Expectation],
-               table_checks: list[Expectation]) -> pd.DataFrame:
+               table_checks: list[Expectation]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One aggregation over a batch's classified records: a row per (file_sha, posting month).
+
+    Also returns the records per (file_sha, month, verdict, reason), the counts a job
+    reports per file, so it need not count them again.
 
     ``business_dates`` (file_sha, business_date) is broadcast to the records. Batch checks
     count over all or the accepted records (example: the record number); table checks
@@ -155,8 +158,8 @@ def batch_pass(classified: DataFrame, business_dates: DataFrame, batch_checks: l
     masks.add(batch_checks, {ALL_ROWS: "TRUE", "accepted": ACCEPTED_SQL}, "record_no")
     masks.add(table_checks, {ALL_ROWS: NEW_SQL, "accepted": NEW_SQL}, "txn_id", NEW_PREFIX)
     projected = df.select("file_sha", F.coalesce(F.col("posting_month"), F.lit(NO_MONTH)).alias("month"),
-                          "verdict", "record_no", "txn_id", *masks.columns())
-    keys = ["file_sha", "month", "verdict", *masks.terms]
+                          "verdict", "reason", "record_no", "txn_id", *masks.columns())
+    keys = ["file_sha", "month", "verdict", "reason", *masks.terms]
     aggs, names = masks.aggregates(["record_no", "txn_id"])
     groups = _collect(projected.groupBy(*keys).agg(*aggs), [*keys, *names])
     out = masks.expand(groups, ["file_sha", "month"])
@@ -167,7 +170,9 @@ def batch_pass(classified: DataFrame, business_dates: DataFrame, batch_checks: l
         counts = groups[chosen].groupby(["file_sha", "month"], dropna=False)["_n"].sum().rename(name).reset_index()
         out = out.merge(counts, on=["file_sha", "month"], how="left")
         out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype("int64")
-    return out
+    verdicts = (groups.groupby(["file_sha", "month", "verdict", "reason"], dropna=False)["_n"].sum()
+                .rename("count").reset_index())
+    return out, verdicts
 
 
 def table_pass(rows: DataFrame, table_checks: list[Expectation]) -> pd.DataFrame:
@@ -186,14 +191,13 @@ def table_pass(rows: DataFrame, table_checks: list[Expectation]) -> pd.DataFrame
     return out.merge(rows_per_month, on="month", how="left")
 
 
-def duplicates_pass(new_keys: DataFrame | None, old_keys: DataFrame | None, column: str,
-                    replace: bool) -> pd.DataFrame:
+def duplicates_pass(new_keys: DataFrame | None, old_keys: DataFrame | None, column: str) -> pd.DataFrame:
     """Values of ``column`` held by more than one row of the prospective state, per month.
 
-    ``new_keys``/``old_keys``: (``column``, month) of the rows to publish and of the rows
-    already in the touched months. With ``replace`` (an upsert) a new row supersedes the
-    old rows with its key, so only duplicates among the new rows, or among old rows no new
-    row replaces, count. A duplicated value is counted in each month it occurs in (at most
+    ``new_keys``: (``column``, month) of the rows to publish; ``old_keys``: (``column``,
+    month, replaceable) of the rows already in the touched months, ``replaceable`` when a
+    new row with the same value supersedes it (an upsert, or a batch row replacing the
+    streamed version). A duplicated value is counted in each month it occurs in (at most
     its first and last month).
 
     The rows are grouped by a 64-bit hash of the key (a cheap shuffle of longs); the few
@@ -204,16 +208,23 @@ def duplicates_pass(new_keys: DataFrame | None, old_keys: DataFrame | None, colu
     from pyspark.sql import functions as F
 
     empty = pd.DataFrame(columns=["month", "duplicates", "duplicates__example"])
-    parts = [k.select(F.col(column).alias("key"), "month", F.lit(is_new).alias("is_new"))
-             for k, is_new in ((new_keys, True), (old_keys, False)) if k is not None]
+    parts = []
+    if new_keys is not None:
+        parts.append(new_keys.select(F.col(column).alias("key"), "month", F.lit(True).alias("is_new"),
+                                     F.lit(False).alias("replaceable")))
+    if old_keys is not None:
+        parts.append(old_keys.select(F.col(column).alias("key"), "month", F.lit(False).alias("is_new"),
+                                     "replaceable"))
     if not parts:
         return empty
     keys = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
     keys = keys.withColumn("hash", F.xxhash64("key"))
 
     def prospective():  # noqa: ANN202
+        """Rows holding the value after the publish: the new ones and the old ones they do not replace."""
         n_new, n_old = F.count_if(F.col("is_new")), F.count_if(~F.col("is_new"))
-        return F.when(n_new > 0, n_new + (F.lit(0) if replace else n_old)).otherwise(n_old).alias("n")
+        n_kept = F.count_if(~F.col("is_new") & ~F.col("replaceable"))
+        return F.when(n_new > 0, n_new + n_kept).otherwise(n_old).alias("n")
 
     suspects = [r["hash"] for r in keys.groupBy("hash").agg(prospective()).where(F.col("n") > 1)
                 .select("hash").limit(MAX_DUPLICATES + 1).collect()]

@@ -1,8 +1,9 @@
 """A batch classified the way the backfill classifies it, for the gate's tests and benchmark.
 
 ``classify`` follows jobs/backfill.py load_batch step by step with the same transforms
-(file verdicts, record rules, duplicate verdicts against silver), stopping where the
-backfill would write; ``gated_publish`` then runs the gate and writes only if it passes.
+and the same narrow cache (file verdicts, record rules, duplicate verdicts against
+silver), stopping where the backfill would write; ``gated_publish`` then runs the gate
+and writes only if it passes.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ if TYPE_CHECKING:
 class Classified:
     """What load_batch holds right before its writes."""
 
-    classified: DataFrame            # cached; unpersist when done
+    classified: DataFrame            # derived from the cached parse, as in load_batch
     verdicts: dict[str, Any]         # file_sha -> verdict row
     existing: DataFrame | None       # silver as of the version read before the commit
     batch_id: str
+    cached: list[DataFrame]
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
 
 
 def classify(lake: Lake, source: str, path: Path | str) -> Classified:
@@ -38,6 +44,7 @@ def classify(lake: Lake, source: str, path: Path | str) -> Classified:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from jobs.backfill import MAX_LISTED_SUSPECTS, cached_columns
     from transforms.legacy import get_source
     from transforms.validation import (
         duplicate_suspects,
@@ -57,33 +64,37 @@ def classify(lake: Lake, source: str, path: Path | str) -> Classified:
     )
     content = (spark.read.format("binaryFile").load([f.path for f in files])
                .select(F.sha2("content", 256).alias("file_sha"), "content"))
-    records = content.transform(spec.split).persist(StorageLevel.MEMORY_AND_DISK)
+    parsed = (content.transform(spec.split).transform(spec.parse)
+              .withColumn("is_detail", F.coalesce(F.expr(spec.is_detail), F.lit(False)))
+              .transform(to_canonical(spec))
+              .transform(with_record_reason(spec.record_rules))
+              .withColumn("record_hash", F.expr(spec.identity)))
+    parsed = parsed.select(*cached_columns(spec, parsed.columns)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [parsed]
     verdicts = {
         row["file_sha"]: row
-        for row in meta.join(records.transform(spec.parse).transform(file_statistics(spec)), "file_sha", "left")
+        for row in meta.join(parsed.transform(file_statistics(spec)), "file_sha", "left")
         .transform(with_file_verdict(spec.file_checks, spec.control_totals)).collect()
     }
     accepted = [sha for sha, row in verdicts.items() if row["reason"] is None]
     existing = hashes = None
-    if not lake.is_empty("silver.transactions"):
-        version = lake.delta("silver.transactions").history(1).first()["version"]
+    version = lake.version("silver.transactions")
+    if version > 0:
         existing = spark.read.format("delta").option("versionAsOf", version).load(lake.path("silver.transactions"))
         hashes = (existing.where(F.col("source_system") == spec.source_system)
                   .where(F.col("record_hash").isNotNull())
                   .select("txn_id", F.col("record_hash").alias("existing_hash")))
-    details = (
-        records.where(F.col("file_sha").isin(accepted)).transform(spec.parse).where(F.expr(spec.is_detail))
-        .join(F.broadcast(meta.select("file_sha", "source_file", "file_order")), "file_sha")
-        .transform(to_canonical(spec))
-        .transform(with_record_reason(spec.record_rules))
-    )
-    suspects = [r["txn_id"] for r in details.transform(duplicate_suspects(hashes)).collect()]
-    classified = (details.withColumn("record_hash", F.expr(spec.identity))
-                  .transform(with_duplicate_verdict(hashes, suspects))
-                  .persist(StorageLevel.MEMORY_AND_DISK))
-    classified.count()
-    records.unpersist()
-    return Classified(classified, verdicts, existing, uuid.uuid4().hex[:16])
+    details = (parsed.where(F.col("is_detail") & F.col("file_sha").isin(accepted))
+               .join(F.broadcast(meta.select("file_sha", "source_file", "file_order")), "file_sha"))
+    suspects = details.transform(duplicate_suspects(hashes)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(suspects)
+    few = suspects.count() <= MAX_LISTED_SUSPECTS
+    classified = details.transform(with_duplicate_verdict(hashes, [r["txn_id"] for r in suspects.collect()]
+                                                          if few else suspects))
+    if not few:
+        classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(classified)
+    return Classified(classified, verdicts, existing, uuid.uuid4().hex[:16], cached)
 
 
 def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
@@ -100,8 +111,7 @@ def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
     record_results(lake, report)
     if report.blocked:
         return report
-    quarantined = classified.where(F.col("verdict") == "QUARANTINED")
-    if quarantined.count():
-        write_quarantine(lake, quarantined, gate.spec.source_system, run_id)
+    if any(c["verdict"] == "QUARANTINED" for c in report.verdict_counts):
+        write_quarantine(lake, classified.where(F.col("verdict") == "QUARANTINED"), gate.spec.source_system, run_id)
     write_silver(lake, classified.where(F.col("verdict") == "NEW"), run_id, app_id=f"test-{batch.batch_id}")
     return report

@@ -41,7 +41,7 @@ def gated(spark, tmp_path_factory):
     core_file(root / "day1", [core_detail(txn_id=cb(i), amount=f"-{i}.00") for i in range(1, 5)], "20240301")
     first = classify(lake, "core_banking", root / "day1")
     first_report = gated_publish(lake, gate, first, "run-day1")
-    first.classified.unpersist()
+    first.release()
     core_file(root / "batch", [core_detail(txn_id=cb(10 + i), posting_date="20240302", value_date="20240302",
                                            amount=f"{i}.50") for i in range(5)]
               + [core_detail(txn_id=cb(19), posting_date="20240302", currency="BTC")], "20240302")
@@ -50,7 +50,7 @@ def gated(spark, tmp_path_factory):
               + [core_detail(txn_id="CB12345", posting_date="20240303")], "20240303")
     batch = classify(lake, "core_banking", root / "batch")
     yield lake, gate, batch, first_report
-    batch.classified.unpersist()
+    batch.release()
 
 
 def test_clean_batches_pass_and_publish(gated):
@@ -68,6 +68,14 @@ def test_clean_batches_pass_and_publish(gated):
     assert reconcile[DAY2].observed_value == "6" and reconcile[DAY2].success
     unique = [r for r in report.results if r.expectation == "txn_id_unique"]
     assert [(u.scope_value, u.observed_value, u.success) for u in unique] == [("2024-03", "0", True)]
+    # the batch pass counts what the job reports per file: no second counting pass needed
+    by_verdict = {}
+    for c in report.verdict_counts:
+        key = (c["file_sha"], c["verdict"], c["reason"], c["month"])
+        by_verdict[key] = by_verdict.get(key, 0) + c["count"]
+    day2 = next(sha for sha, v in batch.verdicts.items() if v["source_file"] == DAY2)
+    assert by_verdict == {**{k: v for k, v in by_verdict.items() if k[0] != day2},
+                          (day2, "NEW", None, "2024-03"): 5, (day2, "QUARANTINED", "BAD_CURRENCY", "2024-03"): 1}
     rules = [r for r in report.results if r.expectation.startswith("record_rule[")]
     assert len(rules) == 2 * 7 and all(r.success and r.expectation_type == "expect_column_values_to_be_between"
                                        for r in rules)
@@ -180,7 +188,7 @@ def test_record_rules_drive_both_the_quarantine_and_the_gate(lake, tmp_path):
         "silver_transactions.required_not_null[posting_month]"}
     examples = {r.expectation: r.details for r in leaked.results if not r.success}
     assert examples["record_rule[BAD_CURRENCY]"] == "first at record 7"
-    batch.classified.unpersist()
+    batch.release()
 
 
 def test_anomalies_fail_warnings_but_never_block(lake, tmp_path):
@@ -219,7 +227,7 @@ def test_anomalies_fail_warnings_but_never_block(lake, tmp_path):
     assert not any(r["publish_blocked"] for r in dq_rows(lake, "anomalies"))
     untested = [r for r in report.results if r.expectation == "daily_volume" and r.observed_value is None]
     assert {r.scope_value for r in untested} == {f"CORE_TXN_202403{d:02d}_000001.dat" for d in range(1, 6)}
-    batch.classified.unpersist()
+    batch.release()
 
 
 def test_daily_volume_reads_the_history_from_the_load_ledger(lake, tmp_path):
@@ -240,7 +248,7 @@ def test_daily_volume_reads_the_history_from_the_load_ledger(lake, tmp_path):
     volume = next(r for r in report.results if r.expectation == "daily_volume")
     assert (volume.success, volume.observed_value) == (False, "0.03")
     assert "3 records on 2024-03-01 vs 100.0/day over 10 earlier day(s)" in volume.details
-    batch.classified.unpersist()
+    batch.release()
 
 
 @pytest.mark.parametrize("source", ["core_banking", "core_banking_ebcdic", "cards"])
@@ -253,7 +261,7 @@ def test_contract_samples_meet_every_critical_expectation(lake, samples, source)
     accepted = [v for v in batch.verdicts.values() if v["reason"] is None]
     assert report.units["legacy_batch"] == len(accepted) > 0
     assert report.critical_failures == []
-    batch.classified.unpersist()
+    batch.release()
 
 
 def test_gate_refuses_classified_records_without_a_verdict(lake, tmp_path):
@@ -262,7 +270,27 @@ def test_gate_refuses_classified_records_without_a_verdict(lake, tmp_path):
     with pytest.raises(GateInputError, match="classified lacks column.*verdict"):
         BatchGate.load(get_source("core_banking")).audit(
             lake, classified=batch.classified.drop("verdict"), files=batch.verdicts, existing=None, run_id="x")
-    batch.classified.unpersist()
+    batch.release()
+
+
+def test_a_batch_row_replacing_its_streamed_version_is_no_duplicate(lake, tmp_path):
+    streamed = _serving_rows(lake.spark, [(cb(1), "000000000001", date(2024, 3, 1), Decimal("-10.00"))])
+    streamed.write.format("delta").mode("append").save(lake.path("silver.transactions"))
+    core_file(tmp_path / "in", [core_detail(txn_id=cb(1)), core_detail(txn_id=cb(2))], "20240301")
+    batch = classify(lake, "core_banking", tmp_path / "in")
+
+    report = BatchGate.load(get_source("core_banking")).audit(
+        lake, classified=batch.classified, files=batch.verdicts, existing=batch.existing, run_id="handoff")
+
+    assert failed(report) == set()
+    # the same key held by a batch-loaded row would be a duplicate
+    copy = streamed.withColumn("source_system", F.lit("cards"))
+    copy.write.format("delta").mode("append").save(lake.path("silver.transactions"))
+    existing = lake.read("silver.transactions")
+    again = BatchGate.load(get_source("core_banking")).audit(
+        lake, classified=batch.classified, files=batch.verdicts, existing=existing, run_id="handoff-2")
+    assert failed(again) == {("silver_transactions.txn_id_unique", "2024-03")}
+    batch.release()
 
 
 def _serving_rows(spark, rows: list[tuple]):  # noqa: ANN001, ANN202
@@ -299,7 +327,7 @@ def test_serving_audit_and_the_upsert_audit_of_the_stream(lake):
     existing = _serving_rows(spark, rows[:2])
     update = _serving_rows(spark, [("EV2", "000000000001", d(2024, 6, 4), Decimal("20.00"))])
     gate = TableGate.load("silver.transactions")
-    upsert = gate.audit(lake, rows=update, existing=existing, run_id="stream", replace_rows=True)
+    upsert = gate.audit(lake, rows=update, existing=existing, run_id="stream", replaces="TRUE")
     append = gate.audit(lake, rows=update, existing=existing, run_id="stream")
     assert failed(upsert) == set() and upsert.units == {"silver_transactions": 1}
     assert failed(append) == {("silver_transactions.txn_id_unique", "2024-06")}
