@@ -242,6 +242,7 @@ class TableGate:
     def _month_frame(self, checks: list[Expectation], new_month: pd.DataFrame | None, new_rows: DataFrame | None,
                      existing: DataFrame | None, replaces: str | None) -> pd.DataFrame:
         """Per posting month: counted metrics over new and old rows, and duplicate counts."""
+        import pandas as pd
         from pyspark.sql import functions as F
 
         counted = [e for e in checks if e.counted]
@@ -267,7 +268,7 @@ class TableGate:
             ).rename(columns={"duplicates": e.metric, "duplicates__example": f"{e.metric}__example"})
             frame = frame.merge(dups, on="month", how="left") if not dups.empty else frame.assign(
                 **{e.metric: 0, f"{e.metric}__example": None})
-            frame[e.metric] = frame[e.metric].fillna(0).astype("int64")
+            frame[e.metric] = pd.to_numeric(frame[e.metric], errors="coerce").fillna(0).astype("int64")
         return frame
 
     def _judge(self, checks: list[Expectation], frame: pd.DataFrame) -> list[ExpectationResult]:
@@ -371,22 +372,32 @@ class BatchGate:
         return report
 
     def _with_rule_columns(self, classified: DataFrame) -> DataFrame:
-        """Classified records with the parsed fields the record rules read; re-parsed from the record if dropped."""
-        spark = classified.sparkSession
+        """Classified records with the parsed fields the record rules read.
+
+        A field the mapping publishes unchanged (``account_id`` = ``f_account``) is read from
+        the published column, so the rules judge what is published; the others are parsed
+        again from the raw record when the cache dropped them (keep them in the cache, see
+        :func:`rule_columns`, to save that).
+        """
+        from pyspark.sql import functions as F
+
         if self._parsed_columns is None:
-            files = spark.createDataFrame([], "file_sha STRING, content BINARY")
+            files = classified.sparkSession.createDataFrame([], "file_sha STRING, content BINARY")
             split = self.spec.split(files)
             self._split_columns = split.columns
             self._parsed_columns = [c for c in self.spec.parse(split).columns if c not in split.columns]
-        parsed, base = self._parsed_columns, self._split_columns
-        if set(parsed) <= set(classified.columns):
-            return classified
-        missing = [c for c in base if c not in classified.columns]
+        needed = rule_columns(self.spec, self._parsed_columns)
+        published = {expr: column for column, expr in self.spec.mapping.items() if expr in needed}
+        missing = [c for c in needed if c not in classified.columns and c not in published]
         if missing:
-            raise GateInputError(f"classified records lack the parsed fields the record rules read, and "
-                                 f"{', '.join(missing)} to parse them from; columns: {', '.join(classified.columns)}")
-        log.info("classified records lack parsed fields; the gate re-parses them from the raw records")
-        return classified.drop(*[c for c in parsed if c in classified.columns]).transform(self.spec.parse)
+            absent = [c for c in self._split_columns if c not in classified.columns]
+            if absent:
+                raise GateInputError(f"classified records lack {', '.join(missing)} (read by the record rules) and "
+                                     f"{', '.join(absent)} to parse them from; columns: {', '.join(classified.columns)}")
+            log.info("re-parsing %s from the raw records for the record rules", ", ".join(missing))
+            classified = classified.drop(*[c for c in self._parsed_columns if c in classified.columns]) \
+                .transform(self.spec.parse)
+        return classified.withColumns({p: F.col(c) for p, c in published.items()})
 
     def _file_frame(self, lake: Lake, parts: pd.DataFrame, facts: list[FileFacts],
                     counted: list[Expectation]) -> pd.DataFrame:
@@ -437,6 +448,14 @@ class BatchGate:
                     self.suite.name, e.name, e.check, outcome.gx_type, e.severity, not failed, observed,
                     e.threshold, details, "file", str(row["source_file"]), str(row["source_file"])))
         return results
+
+
+def rule_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
+    """The columns (of ``columns``) that the feed's record rules read: what a cache should keep for the gate."""
+    import re
+
+    text = " ".join(r.valid for r in spec.record_rules)
+    return [c for c in columns if re.search(rf"\b{re.escape(c)}\b", text)]
 
 
 def audit_serving(lake: Lake, *, run_id: str, today: date, serving_months: int,

@@ -7,6 +7,7 @@ listing the runs (newest first) and ``latest.html``, a copy of the newest run's 
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerlake.dq")
 
 REPORTS_DIR = "reports/dq"
+INDEX_DATA = "runs.json"
 MAX_FAILURE_ROWS = 2000     # failing results listed one by one on a run's page
 MAX_INDEX_RUNS = 500
 
@@ -174,12 +176,42 @@ def write_report(lake: Lake, run_id: str | None = None, reports: list[GateReport
     page = f"{folder}/run_{_safe(run_id)}.html"
     text = render_run(run)
     _write_text(lake, page, text)
-    runs = _index_rows(lake)
+    # The job refreshes the index from its sidecar (no query); dq report rebuilds it from the table.
+    runs = _merged_index(_read_index(lake), run) if reports else _index_rows(lake)
+    _write_text(lake, f"{folder}/{INDEX_DATA}", json.dumps(runs, indent=1))
     _write_text(lake, f"{folder}/index.html", render_index(runs))
     if runs and runs[0]["run_id"] == run_id:
         _write_text(lake, f"{folder}/latest.html", text)
     log.info("data-quality report: %s", page)
     return page
+
+
+def _index_entry(run: RunSummary) -> dict:
+    """A run's line of the index, as _index_rows computes it from the table."""
+    rows = run.rows
+    return {
+        "run_id": run.run_id, "last": f"{run.checked_to:%Y-%m-%d %H:%M:%S}", "results": len(rows),
+        "critical_failed": sum(1 for r in rows if not r["success"] and r["severity"] == "critical"),
+        "warnings_failed": sum(1 for r in rows if not r["success"] and r["severity"] == "warning"),
+        "blocked_batches": len({r["batch_id"] for r in rows if r["publish_blocked"]}),
+        "sources": ", ".join(sorted({r["source_system"] for r in rows if r["source_system"]})),
+        "tables": ", ".join(sorted({r["table_name"] for r in rows if r["table_name"]})),
+    }
+
+
+def _merged_index(runs: list[dict], run: RunSummary) -> list[dict]:
+    merged = [r for r in runs if r.get("run_id") != run.run_id] + [_index_entry(run)]
+    return sorted(merged, key=lambda r: r["last"], reverse=True)[:MAX_INDEX_RUNS]
+
+
+def _read_index(lake: Lake) -> list[dict]:
+    """The index's data as last written (empty when missing or unreadable: dq report rebuilds it)."""
+    text = _read_text(lake, f"{report_dir(lake)}/{INDEX_DATA}")
+    try:
+        runs = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return runs if isinstance(runs, list) else []
 
 
 def _safe(run_id: str) -> str:
@@ -308,6 +340,25 @@ def render_index(runs: list[dict]) -> str:
     return _page("ledgerlake data quality - runs",
                  "<h1>ledgerlake data quality &mdash; runs</h1>\n<p class=\"muted\"><a href=\"latest.html\">latest run"
                  "</a></p>\n" + "\n".join(table))
+
+
+def _read_text(lake: Lake, path: str) -> str | None:
+    """A small text file under the lake root, or None when it does not exist."""
+    from pathlib import Path
+
+    if "://" not in path or path.startswith("file:"):
+        target = Path(path.removeprefix("file://").removeprefix("file:"))
+        return target.read_text(encoding="utf-8") if target.is_file() else None
+    jvm = lake.spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem API reaches s3a:// and the like
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(lake.spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+    if not fs.exists(hpath):
+        return None
+    stream = fs.open(hpath)
+    try:
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
 
 
 def _write_text(lake: Lake, path: str, text: str) -> None:

@@ -39,12 +39,18 @@ class Classified:
             df.unpersist()
 
 
-def classify(lake: Lake, source: str, path: Path | str) -> Classified:
-    """Parse, gate and classify every file of ``source`` under ``path`` as one batch."""
+def classify(lake: Lake, source: str, path: Path | str, keep_rule_inputs: bool = False) -> Classified:
+    """Parse, gate and classify every file of ``source`` under ``path`` as one batch.
+
+    ``keep_rule_inputs``: cache the parsed fields the record rules read too (see
+    expectations.gate.rule_columns), so the gate need not parse them again.
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from expectations.gate import rule_columns
     from jobs.backfill import MAX_LISTED_SUSPECTS, cached_columns
+    from ledgerlake.ledger import known_files
     from transforms.legacy import get_source
     from transforms.validation import (
         duplicate_suspects,
@@ -58,6 +64,7 @@ def classify(lake: Lake, source: str, path: Path | str) -> Classified:
     spark = lake.spark
     spec = get_source(source)
     files = discover(spec, str(path), month_range(None, None)).files
+    known_files(lake, spec.source_system, [f.sha256 for f in files])      # run_backfill reads the ledger first
     meta = spark.createDataFrame(
         [(f.sha256, f.name, f.path, f.business_date, i, f.size) for i, f in enumerate(files)],
         "file_sha STRING, source_file STRING, source_path STRING, business_date DATE, file_order INT, file_size BIGINT",
@@ -69,7 +76,10 @@ def classify(lake: Lake, source: str, path: Path | str) -> Classified:
               .transform(to_canonical(spec))
               .transform(with_record_reason(spec.record_rules))
               .withColumn("record_hash", F.expr(spec.identity)))
-    parsed = parsed.select(*cached_columns(spec, parsed.columns)).persist(StorageLevel.MEMORY_AND_DISK)
+    keep = cached_columns(spec, parsed.columns)
+    if keep_rule_inputs:
+        keep += [c for c in rule_columns(spec, parsed.columns) if c not in keep]
+    parsed = parsed.select(*keep).persist(StorageLevel.MEMORY_AND_DISK)
     cached = [parsed]
     verdicts = {
         row["file_sha"]: row

@@ -98,9 +98,10 @@ CORRUPTIONS = {
         _set("verdict", "'NEW'", f"txn_id = '{cb(19)}'"),
         {("legacy_batch.verdict_matches_reason", DAY2), ("legacy_batch.record_rule[BAD_CURRENCY]", DAY2)},
         "observed 1"),
+    # (the rules judge the published account_id too)
     "required_not_null[account_id]": (
         _set("account_id", "NULL", NEW_ROW),
-        {("legacy_batch.required_not_null[account_id]", DAY2),
+        {("legacy_batch.required_not_null[account_id]", DAY2), ("legacy_batch.record_rule[BAD_ACCOUNT]", DAY2),
          ("silver_transactions.required_not_null[account_id]", "2024-03")}, "observed 1"),
     "amount_in_range": (
         _set("amount", "CAST(123456789012345.00 AS DECIMAL(20,2))", NEW_ROW),
