@@ -57,13 +57,19 @@ def file_batches(checkpoint: Path) -> dict[str, int]:
 
 
 def serving_commits(lake: Path) -> dict[int, float]:
-    """Micro-batch id -> epoch seconds of its last commit to serving.transactions_recent."""
+    """Micro-batch id -> epoch seconds of the stream's commit to serving.transactions_recent in that batch.
+
+    The stream's commits carry its transaction identifier: the application id of its
+    checkpoint marker (MERGE) or that id + ``-append`` (append), version = batch id.
+    """
+    marker = json.loads((lake / CHECKPOINT / "ledgerlake-checkpoint.json").read_text())
+    app_ids = {marker["app_id"], f"{marker['app_id']}-append"}
     commits: dict[int, float] = {}
     for log_file in sorted((lake / "serving" / "transactions_recent" / "_delta_log").glob("*.json")):
         txn_version, timestamp = None, None
         for line in log_file.read_text().splitlines():
             action = json.loads(line)
-            if "txn" in action and action["txn"]["appId"].endswith(("-append", "-merge")):
+            if "txn" in action and action["txn"]["appId"] in app_ids:
                 txn_version = int(action["txn"]["version"])
             if "commitInfo" in action:
                 timestamp = action["commitInfo"]["timestamp"] / 1000.0

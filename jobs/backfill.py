@@ -56,6 +56,7 @@ class FileResult:
     control_credit: Decimal | None = None
     note: str = ""
     quarantine_reasons: Counter = field(default_factory=Counter)
+    months: set[str] = field(default_factory=set)     # posting months of its published rows
 
 
 @dataclass
@@ -69,6 +70,7 @@ class BackfillResult:
     out_of_range: int = 0
     undated_skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    layout: list = field(default_factory=list)          # ledgerlake.layout.LayoutResult per tier laid out
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -164,6 +166,13 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
         progress.advance(len(batch), sum(f.records_in for f in outcome))
     for f in result.files:
         result.quarantine_reasons.update(f.quarantine_reasons)
+    written = sorted(set().union(*(f.months for f in result.files)))
+    if written:
+        from ledgerlake.layout import maintain_layout
+
+        # Months that received rows in earlier runs now hold several files: cluster them again.
+        with timed(log, f"layout of {len(written)} month(s) written"):
+            result.layout = maintain_layout(lake, written)
     result.seconds = progress.elapsed
     return result
 
@@ -279,7 +288,7 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
             with timed(log, "count verdicts"):
                 by_verdict: Counter = Counter()
                 reasons: dict[str, Counter] = {sha: Counter() for sha in accepted}
-                months: set[str] = set()
+                months: dict[str, set[str]] = {sha: set() for sha in accepted}
                 for r in (classified.groupBy("file_sha", "verdict", "reason",
                                              F.date_format("posting_date", "yyyy-MM").alias("month"))
                           .count().collect()):
@@ -287,7 +296,7 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
                     if r["verdict"] == QUARANTINED:
                         reasons[r["file_sha"]][r["reason"]] += r["count"]
                     elif r["month"]:
-                        months.add(r["month"])
+                        months[r["file_sha"]].add(r["month"])
             if any(by_verdict[(sha, QUARANTINED)] for sha in accepted):
                 with timed(log, "quarantine failing records"):
                     write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED),
@@ -303,7 +312,7 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
             with timed(log, f"publish silver.transactions ({n_suspects:,} duplicate suspects)"):
                 write_silver(lake, new_rows, load_id, app_id=app_id, replace_streamed=replaced is not None)
             with timed(log, "serving tier and stream handoff"):
-                sync_serving(lake, serving_window(config or LakeConfig()), sorted(months),
+                sync_serving(lake, serving_window(config or LakeConfig()), sorted(set().union(*months.values())),
                              [f.name for f in files], replaced_ids if replaced is not None else [], app_id)
                 hand_over(lake, classified.where(F.col("verdict") != QUARANTINED))
             for f in files:
@@ -311,7 +320,8 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
                     records_in = int(verdicts[f.sha256]["n_details"] or 0)
                     q = by_verdict[(f.sha256, QUARANTINED)]
                     counts[f.sha256] = {"records_in": records_in, "accepted": records_in - q, "quarantined": q,
-                                        "inserted": by_verdict[(f.sha256, NEW)], "reasons": reasons[f.sha256]}
+                                        "inserted": by_verdict[(f.sha256, NEW)], "reasons": reasons[f.sha256],
+                                        "months": months[f.sha256]}
     finally:
         for df in cached:
             df.unpersist()
@@ -328,7 +338,7 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
             f.name, f.sha256, f.business_date, "LOADED", records_in=c["records_in"], accepted=c["accepted"],
             quarantined=c["quarantined"], inserted=c["inserted"],
             control_debit=row["control_debit_total"], control_credit=row["control_credit_total"],
-            quarantine_reasons=c["reasons"],
+            quarantine_reasons=c["reasons"], months=c["months"],
         ))
     with timed(log, "write ops.load_ledger"):
         record_files(lake, spec.source_system, files, results, verdicts, load_id)
@@ -358,6 +368,9 @@ def render_summary(result: BackfillResult) -> str:
     if result.undated_skipped:
         lines.append(f"  {len(result.undated_skipped)} file(s) without a business date were left alone "
                      f"(run without --from/--to to record them): {', '.join(result.undated_skipped[:5])}")
+    for laid in result.layout:
+        lines.append(f"  layout: {laid.table} {len(laid.months)} month(s) clustered by account, "
+                     f"{laid.files_removed} file(s) rewritten into {laid.files_added}")
     if result.quarantine_reasons:
         lines.append("  quarantined by reason: " + ", ".join(
             f"{reason} {n}" for reason, n in sorted(result.quarantine_reasons.items())))

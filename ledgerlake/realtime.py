@@ -6,14 +6,16 @@ is what makes a replay after a crash exact:
 
 1. decide, from ``ops.stream_state`` and silver's batch rows as they are *before* this
    micro-batch, what each txn_id's newest event does (``transforms.events.plan_changes``);
-2. ops.quarantine, silver.transactions, serving.transactions_recent, ops.parity: each one
-   Delta commit guarded by a transaction identifier (app id of the checkpoint, version =
-   batch id), so a replayed batch skips the commits that already happened;
+2. serving.transactions_recent (first: freshness is measured there), silver.transactions,
+   ops.quarantine, ops.parity: one Delta commit each, guarded by a transaction identifier
+   (the checkpoint's app id, version = batch id), so a replayed batch skips the commits
+   that already happened;
 3. ops.stream_state last: until it commits, a replay sees the same state and so makes
    the same decisions.
 
-Every MERGE names the posting months it may touch, so its cost follows the months an
-event batch touches, not the years of history in silver.
+New txn_ids are blind appends. Replacing, moving or removing a streamed row is a MERGE
+that names the posting months (and, when few, the txn_ids) it may match, so its cost
+follows what the batch changes, not the years of history in silver.
 """
 
 from __future__ import annotations
@@ -61,19 +63,25 @@ log = logging.getLogger(__name__)
 TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 
+# Up to this many changed txn_ids are named in a MERGE condition, so Delta skips files by statistics.
+MAX_LISTED_KEYS = 2000
 _DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
 
 
 @contextmanager
 def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> Iterator[None]:
     """Delta commits inside are skipped when the table already holds (app_id, version)."""
+    previous = {key: spark.conf.get(key, None) for key in (TXN_APP_ID, TXN_VERSION)}
     spark.conf.set(TXN_APP_ID, app_id)
     spark.conf.set(TXN_VERSION, str(version))
     try:
         yield
     finally:
-        spark.conf.unset(TXN_APP_ID)
-        spark.conf.unset(TXN_VERSION)
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 @contextmanager
@@ -103,10 +111,16 @@ class BatchStats:
     seconds: float = 0.0
     quarantine_details: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    spark_jobs: int = 0
 
     @property
     def applied(self) -> int:
         return self.actions.get(UPSERT, 0) + self.actions.get(CANCEL, 0)
+
+    @property
+    def state_changes(self) -> int:
+        """txn_ids whose recorded state this batch moves on (ops.stream_state versions to append)."""
+        return self.actions.get(UPSERT, 0) + self.actions.get(CANCEL, 0) + self.actions.get(BATCH, 0)
 
     @property
     def ignored(self) -> int:
@@ -135,13 +149,13 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
     started = time.monotonic()
     spark = lake.spark
     stats = BatchStats(batch_id)
-    timings = stats.timings
     load_id = f"stream-{app_id}-{batch_id}"
-    cached: list[DataFrame] = []
+    context = spark.sparkContext
+    group = f"ledgerlake-stream-{app_id[:8]}-{batch_id}"
+    context.setJobGroup(group, f"ledgerlake stream micro-batch {batch_id}")
+    parsed = files.transform(split_lines).transform(parse_events).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        with _phase("parse", timings):
-            parsed = files.transform(split_lines).transform(parse_events).persist(StorageLevel.MEMORY_AND_DISK)
-            cached.append(parsed)
+        with _phase("parse", stats.timings):
             overview = parsed.agg(
                 F.count(F.lit(1)).alias("lines"),
                 F.count_if(F.col("reason").isNotNull()).alias("bad"),
@@ -153,104 +167,115 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
         if overview["oldest"] is not None:
             stats.oldest_landed, stats.newest_landed = overview["oldest"] / 1e6, overview["newest"] / 1e6
         stats.events = stats.lines - stats.quarantined
-        if stats.lines == 0:
-            return stats
-
+        plan = _plan(lake, parsed, stats, load_id, window) if stats.events else None
+        if plan is not None:
+            _write_transactions(lake, plan, stats, app_id, batch_id)      # serving first: freshness is measured there
         if stats.quarantined:
-            with _phase("quarantine", timings):
+            with _phase("quarantine", stats.timings), idempotent_writes(spark, app_id, batch_id):
                 bad = parsed.transform(bad_events)
                 stats.quarantine_details = {
                     r["reason_detail"]: r["count"] for r in bad.groupBy("reason_detail").count().collect()
                 }
-                with idempotent_writes(spark, app_id, batch_id):
-                    write_quarantine(lake, bad.transform(to_quarantine(load_id)))
-        if stats.events:
-            _apply_events(lake, parsed, stats, batch_id, load_id, app_id, window, cached)
+                write_quarantine(lake, bad.transform(to_quarantine(load_id)))
+        if plan is not None and stats.actions.get(BATCH):
+            with _phase("parity", stats.timings), idempotent_writes(spark, app_id, batch_id):
+                write_parity(lake, _stream_parity(lake, plan), "stream", load_id)
+        if plan is not None and stats.state_changes:
+            with _phase("state", stats.timings):
+                append_state(lake, plan.rows.transform(to_state_rows(batch_id)), app_id, batch_id)
     finally:
-        for df in cached:
-            df.unpersist()
+        parsed.unpersist()
+        stats.spark_jobs = len(context.statusTracker().getJobIdsForGroup(group))
+        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        context.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
     stats.committed_at = time.time()
     stats.seconds = time.monotonic() - started
-    log.debug("batch %d phases: %s", batch_id, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    log.debug("batch %d: %d Spark jobs; %s", batch_id, stats.spark_jobs,
+              ", ".join(f"{k} {v:.2f}s" for k, v in stats.timings.items()))
     return stats
 
 
-def _apply_events(lake: Lake, parsed: DataFrame, stats: BatchStats, batch_id: int, load_id: str,
-                  app_id: str, window: ServingWindow, cached: list[DataFrame]) -> None:
-    """Decide per txn_id, then write silver, serving, parity and, last, the state."""
-    timings = stats.timings
-    with _phase("plan", timings):
+@dataclass
+class BatchPlan:
+    """What a micro-batch does to each txn_id, materialised once (``rows``), and what it touches."""
+
+    rows: DataFrame                   # one row per txn_id: silver's columns + action, kind, serving_action, ...
+    months: list[str]                 # posting months the batch's txn_ids live in (for batch-row lookups)
+    changed_months: list[str]         # months holding streamed rows to replace, move or remove
+    changed_keys: list[str] | None    # their txn_ids, when few enough to name in a MERGE condition
+
+
+def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window: ServingWindow) -> BatchPlan:
+    """Decide per txn_id from the newest event and the lake as it is before this micro-batch."""
+    with _phase("plan", stats.timings):
         latest = (parsed.transform(valid_events).transform(dedupe_events).transform(latest_per_txn)
-                  .transform(with_posting_month).persist(StorageLevel.MEMORY_AND_DISK))
-        cached.append(latest)
+                  .transform(with_posting_month).localCheckpoint())
         ids = latest.select("txn_id")
+        # Materialised without lineage: later steps must not re-read (or re-plan) the Delta tables
+        # that this batch is about to change.
         state = (lake.read(STREAM_STATE.name).join(F.broadcast(ids), "txn_id", "left_semi")
-                 .transform(current_state).persist(StorageLevel.MEMORY_AND_DISK))
-        cached.append(state)
+                 .transform(current_state).localCheckpoint())
         months = _distinct(latest.select("posting_month").unionByName(state.select("posting_month")))
         silver_batch_rows = _batch_rows(lake, months, ids)
-        plan = (latest.transform(plan_changes(state, silver_batch_rows.select("txn_id", "posting_month")))
-                .persist(StorageLevel.MEMORY_AND_DISK))
-        cached.append(plan)
-        stats.actions = {r["action"]: r["count"] for r in plan.groupBy("action").count().collect()}
+        decided = latest.transform(plan_changes(state, silver_batch_rows.select("txn_id", "posting_month")))
+        rows = _change_rows(decided, load_id, window).localCheckpoint()
+        summary = rows.groupBy("action", "kind", "serving_action", "old_month").count().collect()
+        for r in summary:
+            stats.actions[r["action"]] = stats.actions.get(r["action"], 0) + r["count"]
+        stats.serving_upserts = sum(r["count"] for r in summary if r["serving_action"] == UPSERT)
+        changed_months = sorted({r["old_month"] for r in summary if r["kind"] == "change"})
+        n_changed = sum(r["count"] for r in summary if r["kind"] == "change")
+        keys = None
+        if changed_months and n_changed <= MAX_LISTED_KEYS:
+            keys = [r["txn_id"] for r in rows.where(F.col("kind") == "change").select("txn_id").collect()]
+    return BatchPlan(rows, months, changed_months, keys)
 
-    if stats.applied:
-        rows = _change_rows(plan, load_id, window).persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(rows)
-        kinds = {(r["kind"], r["serving_action"]): r["count"]
-                 for r in rows.groupBy("kind", "serving_action").count().collect()}
-        stats.serving_upserts = sum(n for (_, serving), n in kinds.items() if serving == UPSERT)
-        new_rows = rows.where(F.col("kind") == "new")
-        changed = rows.where(F.col("kind") == "change")
-        with _phase("silver", timings):
-            if any(kind == "new" for kind, _ in kinds):
-                append_transactions(lake, SILVER_TRANSACTIONS.name, new_rows, app_id, batch_id)
-            if any(kind == "change" for kind, _ in kinds):
-                merge_transactions(lake, SILVER_TRANSACTIONS.name, changed, _distinct(_both_months(changed)),
-                                   "action", app_id, batch_id)
-        with _phase("serving", timings):
-            if kinds.get(("new", UPSERT)):
-                append_transactions(lake, SERVING_TRANSACTIONS.name, new_rows.where(F.col("serving_action") == UPSERT),
+
+def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: str, batch_id: int) -> None:
+    """The serving tier, then silver: one commit each, a MERGE when streamed rows change, else an append."""
+    applied = plan.rows.where(F.col("action").isin(UPSERT, CANCEL))
+    to_serving = applied.where((F.col("serving_action") == UPSERT) | F.col("old_month").isNotNull())
+    if plan.changed_months:
+        with _phase("serving", stats.timings):
+            merge_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, plan.changed_months, plan.changed_keys,
+                               "serving_action", app_id, batch_id)
+        with _phase("silver", stats.timings):
+            merge_transactions(lake, SILVER_TRANSACTIONS.name, applied, plan.changed_months, plan.changed_keys,
+                               "action", app_id, batch_id)
+    elif stats.applied:
+        # Only txn_ids without a streamed row: blind appends, no table scan.
+        if stats.serving_upserts:
+            with _phase("serving", stats.timings):
+                append_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, app_id, batch_id)
+        if stats.actions.get(UPSERT):
+            with _phase("silver", stats.timings):
+                append_transactions(lake, SILVER_TRANSACTIONS.name, applied.where(F.col("action") == UPSERT),
                                     app_id, batch_id)
-            if any(kind == "change" for kind, _ in kinds):
-                merge_transactions(lake, SERVING_TRANSACTIONS.name, changed, _distinct(_both_months(changed)),
-                                   "serving_action", app_id, batch_id)
 
-    if stats.actions.get(BATCH):
-        with _phase("parity", timings):
-            owned = plan.where(F.col("action") == BATCH)
-            batch_full = _batch_rows(lake, months, owned.select("txn_id"), full=True)
-            streamed = owned.where(F.col("event_type") != CANCELLED).transform(to_silver_rows(load_id))
-            found = parity_rows(streamed, batch_full).unionByName(
-                cancelled_parity_rows(owned.where(F.col("event_type") == CANCELLED), batch_full))
-            with idempotent_writes(lake.spark, app_id, batch_id):
-                write_parity(lake, found, "stream", load_id)
 
-    if stats.actions.get(UPSERT) or stats.actions.get(CANCEL) or stats.actions.get(BATCH):
-        with _phase("state", timings):
-            append_state(lake, plan.transform(to_state_rows(batch_id)), app_id, batch_id)
+def _stream_parity(lake: Lake, plan: BatchPlan) -> DataFrame:
+    """Events for txn_ids a batch file loaded: what they would have changed, field by field."""
+    owned = plan.rows.where(F.col("action") == BATCH)
+    batch = _batch_rows(lake, plan.months, owned.select("txn_id"), full=True)
+    return parity_rows(owned.where(F.col("event_type") != CANCELLED), batch).unionByName(
+        cancelled_parity_rows(owned.where(F.col("event_type") == CANCELLED), batch))
 
 
 def _change_rows(plan: DataFrame, load_id: str, window: ServingWindow) -> DataFrame:
-    """UPSERT/CANCEL decisions -> silver-shaped rows, with what to do in silver and in serving.
+    """Every planned txn_id as a silver-shaped row, with what to do in silver and in serving.
 
-    ``kind`` is ``new`` for a txn_id without a streamed row yet (a blind append suffices) and
-    ``change`` for one whose streamed row must be replaced, moved or removed (a MERGE).
-    In serving, an UPSERT whose posting date is outside the window is a DELETE.
+    ``kind`` is ``change`` when a streamed row exists that must be replaced, moved or removed
+    (a MERGE) and ``new`` otherwise (a blind append would do). In serving, an UPSERT whose
+    posting date is outside the window is a DELETE.
     """
-    applied = (plan.where(F.col("action").isin(UPSERT, CANCEL))
-               .where((F.col("action") == UPSERT) | F.col("old_month").isNotNull()))
-    rows = applied.transform(to_silver_rows(load_id, keep=("action", "old_month")))
+    rows = plan.transform(to_silver_rows(load_id, keep=(
+        "action", "old_month", "batch_month", "sequence", "event_id", "event_type")))
     in_window = (F.col("action") == UPSERT) & F.expr(window.sql_condition("posting_date"))
     return rows.withColumns({
         "serving_action": F.when(in_window, F.lit(UPSERT)).otherwise(F.lit("DELETE")),
-        "kind": F.when(F.col("old_month").isNull(), F.lit("new")).otherwise(F.lit("change")),
+        "kind": F.when(F.col("action").isin(UPSERT, CANCEL) & F.col("old_month").isNotNull(), F.lit("change"))
+        .otherwise(F.lit("new")),
     })
-
-
-def _both_months(rows: DataFrame) -> DataFrame:
-    """The posting months a change touches: where the row lives now and where it goes."""
-    return rows.select("posting_month").unionByName(rows.select(F.col("old_month").alias("posting_month")))
 
 
 def _distinct(months: DataFrame) -> list[str]:
@@ -269,8 +294,9 @@ def _batch_rows(lake: Lake, months: list[str], ids: DataFrame, full: bool = Fals
     return rows if full else rows.select("txn_id", "posting_month")
 
 
-def _month_list(months: list[str]) -> str:
-    return ", ".join(f"'{m}'" for m in months)
+def _quoted(values: list[str]) -> str:
+    """A SQL list of string literals (posting months, txn_ids: validated formats, no quotes inside)."""
+    return ", ".join(f"'{v}'" for v in values)
 
 
 def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int) -> None:
@@ -288,17 +314,21 @@ def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, ba
     )
 
 
-def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], action_column: str,
-                       app_id: str, batch_id: int) -> None:
-    """MERGE newer streamed versions into a transactions table, touching only the named posting months.
+def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], keys: list[str] | None,
+                       action_column: str, app_id: str, batch_id: int) -> None:
+    """MERGE newer streamed versions into a transactions table, reading only what can match.
 
+    Only rows whose streamed version already exists can match, and those live in ``months``
+    (and, when few, are the txn_ids ``keys``, which Delta's file statistics prune further).
     ``action_column``: UPSERT (insert, or replace a lower event_sequence, moving the row if its
-    month changed), anything else removes the streamed row. Rows from batch files are never
+    month changed); anything else removes the streamed row. Rows from batch files are never
     touched: the batch is the book of record.
     """
     streamed = f"t.source_system = '{SOURCE_SYSTEM}'"
     values = {c: f"s.{c}" for c in _DATA_COLUMNS}
-    condition = f"t.txn_id = s.txn_id AND t.posting_month IN ({_month_list(months)})"
+    condition = f"t.txn_id = s.txn_id AND t.posting_month IN ({_quoted(months)})"
+    if keys is not None:
+        condition += f" AND t.txn_id IN ({_quoted(keys)})"
     with idempotent_writes(lake.spark, f"{app_id}-merge", batch_id):
         with_conflict_retry(
             lambda: lake.delta(table).alias("t").merge(rows.alias("s"), condition)

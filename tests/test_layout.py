@@ -95,3 +95,28 @@ def test_layout_rejects_what_is_not_a_month_or_a_clustered_table(lake):
         optimize_months(lake, SILVER, ["2024-01') OR (1=1"])
     with pytest.raises(LayoutError, match="not clustered by account"):
         optimize_months(lake, "ops.quarantine", ["2024-01"])
+
+
+def test_backfill_clusters_a_month_again_once_daily_loads_pile_up(spark, tmp_path):
+    """Each daily load adds a file to its month; when lookups would read more than two, the backfill re-clusters."""
+    from ledgerlake.lake import open_lake
+    from tests.helpers import backfill
+    from tests.legacy_files import core_detail, core_file
+
+    lake = open_lake(spark, str(tmp_path / "lake"))
+    layouts = []
+    for day in (1, 2, 3):
+        folder = tmp_path / f"day{day}"
+        posting = f"202403{day:02d}"
+        core_file(folder, [core_detail(txn_id=f"CB{day:02d}{i:016d}", account=f"{100 + (i * 7) % 40:012d}",
+                                       posting_date=posting, value_date=posting, amount=f"-{i + 1}.00")
+                           for i in range(40)], posting)
+        result = backfill(lake, "core_banking", folder)
+        assert result.exit_code == 0 and [f.months for f in result.files] == [{"2024-03"}]
+        layouts.append([(r.table, r.months) for r in result.layout])
+        files = month_files(lake, SILVER)["2024-03"]
+        assert not files.needs_layout()                     # after every run a lookup reads at most two files
+    assert layouts[:2] == [[], []]                          # one or two sorted files: nothing to do
+    assert layouts[2] == [(SILVER, ["2024-03"])]            # the third overlapping file triggers the layout
+    assert month_files(lake, SILVER)["2024-03"].files == 1
+    assert lake.read(SILVER).count() == 120

@@ -82,7 +82,6 @@ def test_a_clean_lake_reconciles(spark, loaded, tmp_path):
 
 
 def test_every_kind_of_difference_is_reported(spark, loaded, tmp_path):
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     lake = copy_lake(spark, loaded, tmp_path / "lake")
@@ -94,13 +93,16 @@ def test_every_kind_of_difference_is_reported(spark, loaded, tmp_path):
     (lake.read("silver.transactions").where(F.col("txn_id") == CB(4))
      .withColumn("source_file", F.lit("CORE_TXN_20240309_000001.dat"))
      .write.format("delta").mode("append").save(lake.path("silver.transactions")))   # a second row for CB04
-    parity_path = f"{lake.root}/ops/parity"
+    parity = lake.read("ops.parity")                      # created by the backfill, empty: no streamed rows
+    assert parity.count() == 0
     spark.createDataFrame(
         [(CB(5), "amount", "99.00", "100.00", "2024-04-02 10:00:00"),
          (CB(5), "description", "OLD", "NEW", "2024-01-01 10:00:00")],
         "txn_id STRING, field STRING, streamed_value STRING, batch_value STRING, detected_at STRING",
-    ).withColumn("detected_at", F.to_timestamp("detected_at")).write.format("delta").save(parity_path)
-    assert DeltaTable.isDeltaTable(spark, parity_path)
+    ).select("txn_id", "field", "streamed_value", "batch_value", F.lit(None).cast("bigint").alias("streamed_sequence"),
+             F.lit("CORE_TXN_20240401_000001.dat").alias("batch_source_file"), F.lit("backfill").alias("detected_by"),
+             F.lit(None).cast("string").alias("load_id"), F.to_timestamp("detected_at").alias("detected_at"),
+             ).select(*parity.columns).write.format("delta").mode("append").save(lake.path("ops.parity"))
 
     result = reconcile(lake, month_range(None, None), parity_since="2024-02-01 00:00:00")
 
@@ -125,6 +127,7 @@ def test_every_kind_of_difference_is_reported(spark, loaded, tmp_path):
 
 def test_without_a_parity_table_the_check_is_noted(spark, loaded, tmp_path):
     lake = copy_lake(spark, loaded, tmp_path / "lake")
+    shutil.rmtree(lake.path("ops.parity"))               # a lake from before the stream existed
     result = reconcile(lake, month_range("2024-04", "2024-04"))
     assert [m["month"] for m in result.months] == ["2024-04"] and result.counts == {}
     assert any("ops.parity does not exist" in note for note in result.notes)

@@ -56,7 +56,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if "serving lake" in self.lines.get(timeout=1):
+                if "jdbc:hive2:" in self.lines.get(timeout=1):     # the last line printed when ready
                     return
             except queue.Empty:
                 if self.proc.poll() is not None:

@@ -99,22 +99,25 @@ def replay_base(spark, tmp_path_factory):
     return root / "after-first", snapshot(clean)
 
 
-@pytest.mark.parametrize("crash_in,call,after_commit", [
-    ("append_transactions", 2, True),   # silver and serving appended, dies before the MERGEs
-    ("merge_transactions", 1, False),   # dies inside the silver MERGE, before its commit
-    ("merge_transactions", 2, True),    # both MERGEs committed, dies before the state
-    ("append_state", 1, False),         # dies writing the state, the batch's last commit
+@pytest.mark.parametrize("crash_batch,crash_in,call,after_commit", [
+    (0, "append_transactions", 1, True),    # serving appended, dies before silver
+    (1, "merge_transactions", 1, False),    # dies inside the serving MERGE, before its commit
+    (1, "merge_transactions", 1, True),     # serving merged, dies before silver
+    (1, "merge_transactions", 2, True),     # both merged, dies before quarantine and state
+    (1, "append_state", 1, False),          # dies writing the state, the batch's last commit
 ])
-def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, monkeypatch, replay_base, crash_in,
-                                                             call, after_commit):
+def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, monkeypatch, replay_base, crash_batch,
+                                                             crash_in, call, after_commit):
     import shutil
 
     from ledgerlake import realtime
     from ledgerlake.lake import open_lake
 
     after_first, clean = replay_base
-    shutil.copytree(after_first, tmp_path / "crashed")
+    if crash_batch == 1:
+        shutil.copytree(after_first, tmp_path / "crashed")
     crashed = open_lake(spark, str(tmp_path / "crashed"))
+    batch = FIRST if crash_batch == 0 else SECOND
     real = getattr(realtime, crash_in)
     calls = {"n": 0}
 
@@ -128,9 +131,11 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
 
     monkeypatch.setattr(realtime, crash_in, dying)
     with pytest.raises(RuntimeError, match="killed"):
-        apply(crashed, 1, SECOND)
+        apply(crashed, crash_batch, batch)
     monkeypatch.setattr(realtime, crash_in, real)
-    apply(crashed, 1, SECOND)                              # the restarted stream replays batch 1
+    apply(crashed, crash_batch, batch)                     # the restarted stream replays the batch
+    if crash_batch == 0:
+        apply(crashed, 1, SECOND)
     assert snapshot(crashed) == clean
 
 
