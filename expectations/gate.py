@@ -7,6 +7,9 @@
     ... write quarantine, silver, ledger ...
     write_report(lake, load_id, reports)             # once per run: <lake>/reports/dq/run_<load_id>.html
 
+jobs/backfill.py load_batch follows exactly these steps; jobs/maintain.py audits the
+serving tier with :func:`audit_serving` after its roll-off and optimize.
+
 Metrics come from a few Spark aggregation passes (see :mod:`expectations.metrics`);
 Great Expectations evaluates the suites over the resulting per-file and per-month frames.
 """
@@ -456,6 +459,16 @@ def rule_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
 
     text = " ".join(r.valid for r in spec.record_rules)
     return [c for c in columns if re.search(rf"\b{re.escape(c)}\b", text)]
+
+
+def gate_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
+    """The parsed fields (of ``columns``) a job should keep in its cache for the gate.
+
+    Those the record rules read, except fields the mapping publishes unchanged (the gate
+    reads the published column instead); with them cached the gate never re-parses.
+    """
+    published = set(spec.mapping.values())
+    return [c for c in rule_columns(spec, columns) if c not in published]
 
 
 def audit_serving(lake: Lake, *, run_id: str, today: date, serving_months: int,

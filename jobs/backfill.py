@@ -7,6 +7,12 @@ Files are fingerprinted (SHA-256) and skipped when the load ledger already has t
 so a rerun changes nothing. Untrustworthy files are rejected whole and recorded;
 failing records are quarantined with their reason; accepted records are published
 to silver in one Delta commit per batch of files.
+
+Write-audit-publish: each batch is audited by the data-quality suites (expectations/suites)
+after it is classified and before anything of it is written. A failed critical expectation
+blocks the batch: no quarantine, silver, serving or ledger row of it is written (a rerun
+after the fix loads its files), its results are recorded in ops.dq_results with
+publish_blocked, later batches are not attempted and the job exits 1.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +38,9 @@ from ledgerlake.console import Progress, configure_logging, fail, render_table, 
 from ledgerlake.discovery import BatchFile, Discovery, InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
 from transforms.legacy.spec import SourceSpec
+
+if TYPE_CHECKING:
+    from expectations.gate import BatchGate, GateReport
 
 log = logging.getLogger("ledgerlake.backfill")
 
@@ -45,7 +55,7 @@ class FileResult:
     name: str
     sha256: str
     business_date: date | None
-    status: str                      # LOADED, REJECTED, SKIPPED
+    status: str                      # LOADED, REJECTED, SKIPPED; BLOCKED (by the gate), NOT_ATTEMPTED (after a block)
     reason: str | None = None
     reason_detail: str | None = None
     records_in: int = 0
@@ -71,6 +81,9 @@ class BackfillResult:
     undated_skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     layout: list = field(default_factory=list)          # ledgerlake.layout.LayoutResult per tier laid out
+    dq_reports: list[GateReport] = field(default_factory=list)   # the gate's report of every audited batch
+    dq_report_path: str | None = None                   # the run's HTML data-quality report
+    blocked: GateReport | None = None                   # the batch the gate blocked (the run stopped there)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -81,7 +94,7 @@ class BackfillResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.rejected else 0
+        return 1 if self.rejected or self.blocked else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,17 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load only the files of this business date (the daily batch); not with --from/--to")
     parser.add_argument("--batch-mb", type=int, default=DEFAULT_BATCH_MB, metavar="MB",
                         help=f"input size per Delta commit (default {DEFAULT_BATCH_MB})")
+    parser.add_argument("--expectations", metavar="DIR",
+                        help="data-quality suites folder (env LEDGERLAKE_EXPECTATIONS; default: expectations/suites)")
     add_common_arguments(parser)
+    parser.epilog = ("exit status: 0 loaded, 1 a file was rejected or the data-quality gate blocked a batch "
+                     "(nothing of that batch was written), 2 bad input")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 a file was rejected, 2 bad input)."""
+    """Command-line entry point; returns the exit status (0 ok, 1 a file rejected or a batch blocked, 2 bad input)."""
+    from expectations.gate import BatchGate
+    from expectations.suite import SuiteError
+
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
         configure_logging(config.log_level)
         spec = get_source(args.source)
+        # The suites are checked before any data is read: a broken suite file stops the job here.
+        gate = BatchGate.load(spec, args.expectations)
         months = month_range(args.month_from, args.month_to)
         day = parse_iso_date(args.business_date, "--date") if args.business_date else None
         if day is not None:
@@ -119,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_mb < 1:
             raise InputError("--batch-mb must be at least 1")
         found = discover(spec, args.input, months, day=day)
-    except (ConfigError, InputError, UnknownSourceError) as exc:
+    except (ConfigError, InputError, UnknownSourceError, SuiteError) as exc:
         return fail("backfill", str(exc))
 
     from ledgerlake.lake import open_lake
@@ -127,16 +149,25 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = build_session(config, f"ledgerlake-backfill-{spec.name}")
     lake = open_lake(spark, config.warehouse)
-    result = run_backfill(lake, spec, found, months, batch_bytes=args.batch_mb << 20, config=config)
+    result = run_backfill(lake, spec, found, months, batch_bytes=args.batch_mb << 20, config=config, gate=gate)
     print(render_summary(result))
+    if result.blocked is not None:
+        return fail("backfill", result.blocked.message(), code=1)
     return result.exit_code
 
 
 def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  # noqa: ANN001
-                 batch_bytes: int = DEFAULT_BATCH_MB << 20, config: LakeConfig | None = None) -> BackfillResult:
-    """Load the discovered files, batch by batch, and return what happened to each."""
+                 batch_bytes: int = DEFAULT_BATCH_MB << 20, config: LakeConfig | None = None,
+                 gate: BatchGate | None = None) -> BackfillResult:
+    """Load the discovered files, batch by batch, and return what happened to each.
+
+    ``gate``: the data-quality gate loaded at job start (default: the shipped suites).
+    The run stops at the first batch it blocks; the HTML report is written in any case.
+    """
+    from expectations.gate import BatchGate, GateFailure
     from ledgerlake.ledger import known_files
 
+    gate = gate or BatchGate.load(spec)
     result = BackfillResult(spec.name, months, out_of_range=found.out_of_range,
                             undated_skipped=found.undated_skipped)
     for name, earlier in found.same_content:
@@ -157,8 +188,21 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
 
     progress = Progress(len(pending), f"backfill {spec.name}")
     load_id = uuid.uuid4().hex
-    for batch in chunk(pending, batch_bytes):
-        outcome = load_batch(lake, spec, batch, load_id, config)
+    batches = chunk(pending, batch_bytes)
+    for i, batch in enumerate(batches):
+        try:
+            outcome = load_batch(lake, spec, batch, load_id, config, gate=gate, reports=result.dq_reports)
+        except GateFailure as exc:
+            log.error("%s", exc)
+            result.blocked = exc.report
+            note = f"publish blocked by the data-quality gate (batch {exc.report.batch_id}); not recorded as loaded"
+            result.files.extend(FileResult(f.name, f.sha256, f.business_date, "BLOCKED", note=note) for f in batch)
+            later = [f for rest in batches[i + 1:] for f in rest]
+            if later:
+                log.error("%d file(s) of later batches not attempted after the block", len(later))
+            result.files.extend(FileResult(f.name, f.sha256, f.business_date, "NOT_ATTEMPTED",
+                                           note="not attempted: an earlier batch was blocked") for f in later)
+            break
         result.files.extend(outcome)
         for f in outcome:
             if f.status == "REJECTED":
@@ -166,6 +210,11 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
         progress.advance(len(batch), sum(f.records_in for f in outcome))
     for f in result.files:
         result.quarantine_reasons.update(f.quarantine_reasons)
+    if result.dq_reports:
+        from expectations.report import write_report
+
+        with timed(log, "data-quality report"):
+            result.dq_report_path = write_report(lake, load_id, result.dq_reports)
     written = sorted(set().union(*(f.months for f in result.files)))
     if written:
         from ledgerlake.layout import maintain_layout
@@ -199,24 +248,35 @@ def batch_fingerprint(files: list[BatchFile]) -> str:
 
 
 def cached_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
-    """Columns of the parsed batch that later steps read: lineage, verdict inputs, statistics' inputs."""
+    """Columns of the parsed batch that later steps read: lineage, verdict inputs, statistics' inputs,
+    and the parsed fields the data-quality gate's record-rule expectations read."""
+    from expectations.gate import gate_columns
+
     stats_text = " ".join(spec.file_stats.values())
     keep = {"file_sha", "record_no", "raw", "is_detail", "reason", "record_hash", *spec.mapping}
     keep |= {c for c in columns if re.search(rf"\b{re.escape(c)}\b", stats_text)}
+    keep |= set(gate_columns(spec, columns))
     return [c for c in columns if c in keep]
 
 
 def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # noqa: ANN001
-               config: LakeConfig | None = None) -> list[FileResult]:
-    """Validate and publish one batch of files; returns one result per file.
+               config: LakeConfig | None = None, gate: BatchGate | None = None,
+               reports: list[GateReport] | None = None) -> list[FileResult]:
+    """Validate, audit and publish one batch of files; returns one result per file.
 
     The files are read, split, parsed, mapped and checked against the record rules in one
     pass whose result is cached (in memory, spilling to disk); every later step reads that
-    cache: the file gates, the duplicate suspects, the counts, the quarantine and silver.
+    cache: the file gates, the duplicate suspects, the data-quality audit (whose one
+    aggregation pass also gives the counts per file), the quarantine and silver.
+
+    The audit runs before the first write of the batch; its results go to ops.dq_results
+    (and to ``reports``). A failed critical expectation raises GateFailure with nothing of
+    the batch written: no quarantine, parity, silver, serving or ledger row.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from expectations.gate import BatchGate, GateFailure, record_results
     from ledgerlake.handoff import hand_over, record_parity, streamed_versions, sync_serving
     from ledgerlake.ledger import record_files, write_quarantine, write_silver
     from ledgerlake.serving import serving_window
@@ -231,6 +291,7 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
         with_record_reason,
     )
 
+    gate = gate or BatchGate.load(spec)
     spark = lake.spark
     meta = spark.createDataFrame(
         [(f.sha256, f.name, f.path, f.business_date, i, f.size) for i, f in enumerate(files)],
@@ -262,12 +323,13 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
         accepted = [sha for sha, row in verdicts.items() if row["reason"] is None]
         counts: dict[str, dict] = {}
         if accepted:
-            existing = None
+            existing = silver = None
             version = lake.version("silver.transactions")
             if version > 0:
                 # Pinned to the current version: a recomputation after our own commit sees the same rows.
-                existing = (lake.spark.read.format("delta").option("versionAsOf", version)
-                            .load(lake.path("silver.transactions"))
+                silver = (lake.spark.read.format("delta").option("versionAsOf", version)
+                          .load(lake.path("silver.transactions")))
+                existing = (silver
                             .where(F.col("source_system") == spec.source_system)
                             .where(F.col("record_hash").isNotNull())
                             .select("txn_id", F.col("record_hash").alias("existing_hash")))
@@ -285,18 +347,27 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
             if not few:   # the joined verdict is computed once, not once per write
                 classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
                 cached.append(classified)
-            with timed(log, "count verdicts"):
-                by_verdict: Counter = Counter()
-                reasons: dict[str, Counter] = {sha: Counter() for sha in accepted}
-                months: dict[str, set[str]] = {sha: set() for sha in accepted}
-                for r in (classified.groupBy("file_sha", "verdict", "reason",
-                                             F.date_format("posting_date", "yyyy-MM").alias("month"))
-                          .count().collect()):
-                    by_verdict[(r["file_sha"], r["verdict"])] += r["count"]
-                    if r["verdict"] == QUARANTINED:
-                        reasons[r["file_sha"]][r["reason"]] += r["count"]
-                    elif r["month"]:
-                        months[r["file_sha"]].add(r["month"])
+            # Write-audit-publish: the suites judge what is about to become visible (the batch's
+            # records, silver's touched months with the NEW rows) before anything is written.
+            with timed(log, "data-quality gate (audit before publish)"):
+                report = gate.audit(lake, classified=classified, files=verdicts, existing=silver,
+                                    run_id=load_id, batch_id=batch_fingerprint(files))
+            if reports is not None:
+                reports.append(report)
+            with timed(log, "write ops.dq_results"):
+                record_results(lake, report)
+            if report.blocked:
+                raise GateFailure(report)
+            # The audit's pass counted the records per file, verdict, reason and posting month.
+            by_verdict: Counter = Counter()
+            reasons: dict[str, Counter] = {sha: Counter() for sha in accepted}
+            months: dict[str, set[str]] = {sha: set() for sha in accepted}
+            for r in report.verdict_counts:
+                by_verdict[(r["file_sha"], r["verdict"])] += r["count"]
+                if r["verdict"] == QUARANTINED:
+                    reasons[r["file_sha"]][r["reason"]] += r["count"]
+                elif r["month"]:
+                    months[r["file_sha"]].add(r["month"])
             if any(by_verdict[(sha, QUARANTINED)] for sha in accepted):
                 with timed(log, "quarantine failing records"):
                     write_quarantine(lake, classified.where(F.col("verdict") == QUARANTINED),
@@ -355,9 +426,11 @@ def render_summary(result: BackfillResult) -> str:
     debit = sum((f.control_debit or Decimal(0) for f in loaded), Decimal(0))
     credit = sum((f.control_credit or Decimal(0) for f in loaded), Decimal(0))
     rate = records_in / result.seconds if result.seconds else 0.0
+    stopped = "".join(f", {n} {label}" for label, n in (("blocked", result.count("BLOCKED")),
+                                                        ("not attempted", result.count("NOT_ATTEMPTED"))) if n)
     lines = [
         f"backfill {result.source} ({result.months}): "
-        f"{len(loaded)} loaded, {result.count('REJECTED')} rejected, {result.count('SKIPPED')} skipped "
+        f"{len(loaded)} loaded, {result.count('REJECTED')} rejected, {result.count('SKIPPED')} skipped{stopped} "
         f"in {result.seconds:,.1f}s",
         f"  records: {records_in:,} in, {accepted:,} accepted ({inserted:,} new rows), "
         f"{quarantined:,} quarantined  [{rate:,.0f} rec/s]",
@@ -374,6 +447,7 @@ def render_summary(result: BackfillResult) -> str:
     if result.quarantine_reasons:
         lines.append("  quarantined by reason: " + ", ".join(
             f"{reason} {n}" for reason, n in sorted(result.quarantine_reasons.items())))
+    lines.extend(render_dq(result))
     if result.rejected:
         lines.append("  rejected files:")
         lines.append(render_table(
@@ -381,6 +455,31 @@ def render_summary(result: BackfillResult) -> str:
             [(f.name, f.reason, f.reason_detail, f.note) for f in result.rejected],
         ))
     return "\n".join(lines)
+
+
+def render_dq(result: BackfillResult) -> list[str]:
+    """The summary's data-quality lines: failures per severity, the report's path, the blocked batch."""
+    reports = result.dq_reports
+    if not reports:
+        return ["  data quality: nothing audited (no new files)"]
+    critical = sum(len(r.critical_failures) for r in reports)
+    warnings = sum(len(r.failed_warnings) for r in reports)
+    checked = sum(len(r.results) for r in reports)
+    seconds = sum(r.seconds for r in reports)
+    lines = [f"  data quality: {len(reports)} batch(es) audited in {seconds:,.1f}s, {checked:,} result(s) in "
+             f"ops.dq_results: {critical} critical failure(s), {warnings} warning(s) failed"]
+    failed = [r for report in reports for r in report.failed_warnings]
+    for r in failed[:5]:
+        lines.append(f"    warning: {r.describe()}")
+    if len(failed) > 5:
+        lines.append(f"    ... and {len(failed) - 5} more warning(s) (see the report)")
+    if result.blocked is not None:
+        lines.append(f"  PUBLISH BLOCKED: {result.blocked.message()}")
+        lines.append("  nothing of that batch was written and its files are not in the load ledger: "
+                     "rerun after the fix to load them")
+    if result.dq_report_path:
+        lines.append(f"  data-quality report: {result.dq_report_path}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ finds nothing to roll off, re-clusters the same months, deletes no further files
   the stream's state log too.
 * --vacuum removes files no table version within --retain-hours still references
   (default 168 h, the minimum: readers and time travel need them).
+
+After --roll-off or --optimize the serving tier is audited with the serving_transactions
+data-quality suite (one pass over the tier, whose files were just rewritten anyway): the
+results go to ops.dq_results and the HTML report under <lake>/reports/dq/. The rows are
+already visible, so nothing is blocked; a failed critical expectation exits 1 with the
+expectation and the observed value (--no-audit skips the audit).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from ledgerlake.config import ConfigError, add_common_arguments, config_from_arg
 from ledgerlake.console import configure_logging, fail, render_table, timed
 
 if TYPE_CHECKING:
+    from datetime import date
+
+    from expectations.gate import GateReport, TableGate
     from ledgerlake.lake import Lake
     from ledgerlake.serving import ServingWindow
 
@@ -76,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retain-hours", type=int, default=DEFAULT_RETAIN_HOURS, metavar="H",
                         help=f"with --vacuum: keep files needed by versions of the last H hours "
                              f"(default and minimum {DEFAULT_RETAIN_HOURS})")
+    parser.add_argument("--no-audit", action="store_true",
+                        help="skip the data-quality audit of the serving tier after --roll-off/--optimize")
+    parser.add_argument("--expectations", metavar="DIR",
+                        help="data-quality suites folder (env LEDGERLAKE_EXPECTATIONS; default: expectations/suites)")
     add_common_arguments(parser)
     return parser
 
@@ -97,13 +110,19 @@ def parse_months(text: str | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: 0 done, 1 roll-off check failed, 2 bad input."""
+    """Command-line entry point: 0 done, 1 roll-off check or serving audit failed, 2 bad input."""
+    from expectations.gate import TableGate
+    from expectations.suite import SuiteError
+
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
         configure_logging(config.log_level)
         if not (args.roll_off or args.optimize or args.vacuum):
             raise MaintainInputError("choose at least one action: --roll-off, --optimize, --vacuum")
+        audit = (args.roll_off or args.optimize) and not args.no_audit
+        # The suite is checked before anything is touched.
+        gate = TableGate.load("serving.transactions_recent", args.expectations) if audit else None
         months = parse_months(args.months)
         if args.days < 1:
             raise MaintainInputError("--days must be at least 1")
@@ -111,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             raise MaintainInputError(
                 f"--retain-hours {args.retain_hours} is below {MIN_RETAIN_HOURS}: running streams, "
                 "SQL clients and time travel may still read those files")
-    except (ConfigError, MaintainInputError) as exc:
+    except (ConfigError, MaintainInputError, SuiteError) as exc:
         return fail("maintain", str(exc))
 
     from jobs.stream import stream_spark_conf
@@ -132,7 +151,35 @@ def main(argv: list[str] | None = None) -> int:
         print(optimize(lake, months, args.days).render())
     if args.vacuum:
         print(vacuum(lake, args.retain_hours).render())
+    if gate is not None:
+        report = audit_serving_tier(lake, gate, config.current_date(), config.serving_months)
+        if report is not None and report.blocked:
+            return fail("maintain", f"serving tier audit: {report.message()}", code=1)
     return 0
+
+
+def audit_serving_tier(lake: Lake, gate: TableGate, today: date, serving_months: int) -> GateReport | None:
+    """The serving suite over the whole tier: results to ops.dq_results, the HTML report; None when empty."""
+    import uuid
+
+    from expectations.gate import record_results
+    from expectations.report import write_report
+    from warehouse.tables import SERVING_TRANSACTIONS
+
+    run_id = f"maintain-{uuid.uuid4().hex[:12]}"
+    with timed(log, "data-quality audit of the serving tier"):
+        report = gate.audit(lake, existing=lake.read(SERVING_TRANSACTIONS.name), run_id=run_id, today=today,
+                            serving_months=serving_months)
+    if not report.results:
+        print("data quality: serving tier empty, nothing audited")
+        return None
+    record_results(lake, report)
+    path = write_report(lake, run_id, [report])
+    print(f"data quality: serving tier {len(report.results)} result(s), {len(report.critical_failures)} critical "
+          f"failure(s), {len(report.failed_warnings)} warning(s) failed; report: {path}")
+    for r in report.failed_warnings[:5]:
+        print(f"  warning: {r.describe()}")
+    return report
 
 
 @dataclass
