@@ -146,4 +146,7 @@ def test_cli_roll_off_exit_status(streamed, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "3 row(s) of 2 month(s) left the serving tier (window 2026-06..2026-11)" in done.stdout
     assert "optimize:" in done.stdout and "vacuum (retention 168 h)" in done.stdout
+    assert "data quality: serving tier" in done.stdout and "0 critical failure(s)" in done.stdout
+    audited = lake.read("ops.dq_results").where("suite = 'serving_transactions'").collect()
+    assert audited and all(r["success"] or r["severity"] == "warning" for r in audited)
     assert set(rows(lake, "serving.transactions_recent")) == {txn(4), txn(5)}

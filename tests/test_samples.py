@@ -54,6 +54,9 @@ def test_sample_folder_matches_expected(lake, samples, source):
             assert actual == value, f"{txn_id}.{column}"
 
     assert result.exit_code == 1  # the samples include rejected files
+    # contract-valid data meets every critical data-quality expectation
+    assert result.blocked is None and result.dq_reports
+    assert [r.describe() for report in result.dq_reports for r in report.critical_failures] == []
 
 
 @pytest.mark.parametrize("source", ["core_banking", "cards"])
