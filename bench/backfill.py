@@ -11,7 +11,8 @@ parameters match), then runs, each in its own process on an empty target:
   posting month, write month-partitioned Parquet. No validation at all.
 
 Prints records/s of both (timed inside the process, Spark start-up excluded), the
-ratio, the peak resident memory and the CPU seconds of each process tree (Python + JVM).
+ratio, the peak resident memory and the CPU seconds of each process tree (Python + JVM),
+and the backfill's phases (its timed() log lines) with the data-quality gate's share.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 CHILD_BACKFILL = """
-import json, sys, time
+import json, logging, re, sys, time
+phases = {}
+class Phases(logging.Handler):
+    def emit(self, record):
+        found = re.match(r"(.*) took ([0-9.]+)s$", record.getMessage())
+        if found:
+            what = re.sub(r"[0-9][0-9,]*", "N", found.group(1))
+            phases[what] = round(phases.get(what, 0.0) + float(found.group(2)), 1)
+logging.getLogger("ledgerlake").addHandler(Phases())
+logging.getLogger("ledgerlake").setLevel(logging.INFO)
 from ledgerlake.config import LakeConfig
 from ledgerlake.session import build_session
 from ledgerlake.lake import open_lake
@@ -46,8 +56,12 @@ result = run_backfill(lake, spec, found, months)
 seconds = time.monotonic() - t0
 records = sum(f.records_in for f in result.files)
 print(json.dumps({"seconds": seconds, "records": records, "files": len(result.files),
-                  "silver_rows": lake.read("silver.transactions").count()}))
+                  "silver_rows": lake.read("silver.transactions").count(), "phases": phases,
+                  "dq_critical": sum(len(r.critical_failures) for r in result.dq_reports),
+                  "dq_warnings": sum(len(r.failed_warnings) for r in result.dq_reports)}))
 """
+# the gate's phases in the backfill's log (jobs/backfill.py): audit, results, report
+GATE_PHASES = ("data-quality gate", "write ops.dq_results", "data-quality report")
 
 CHILD_PLAIN = """
 import json, sys, time
@@ -135,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plain    (text -> Parquet):  {plain['seconds']:8.1f} s  {p_rate:12,.0f} rec/s  "
           f"peak RSS {plain_mem:,.0f} MiB  CPU {plain_cpu:,.0f} s")
     print(f"ratio backfill/plain: {b_rate / p_rate:.2f}x")
+    phases = backfill.get("phases", {})
+    if phases:
+        print("backfill phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
+        gate = sum(v for k, v in phases.items() if k.startswith(GATE_PHASES))
+        print(f"data-quality gate: {gate:.1f} s = {100 * gate / backfill['seconds']:.1f}% of the backfill "
+              f"({backfill['dq_critical']} critical failure(s), {backfill['dq_warnings']} failed warning(s))")
     return 0
 
 
