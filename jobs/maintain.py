@@ -55,7 +55,6 @@ log = logging.getLogger("ledgerlake.maintain")
 DEFAULT_RETAIN_HOURS = 168
 DEFAULT_RECENT_DAYS = 2
 MIN_RETAIN_HOURS = 168
-CLUSTER_COLUMN = "account_id"
 
 
 class MaintainInputError(ValueError):
@@ -290,18 +289,30 @@ def recently_written_months(lake: Lake, table: str, days: int) -> list[str]:
 
 
 def optimize(lake: Lake, months: list[str] | None, days: int = DEFAULT_RECENT_DAYS) -> OptimizeResult:
-    """Compact and Z-order silver's chosen months and the whole serving tier; compact the state log."""
+    """Lay out the months of both tiers that need it (compaction + Z-order by account); compact the state log.
+
+    Candidates are silver's months given (or written in the last ``days`` days) and every
+    month of the serving tier; of those, only months where a lookup would read more than two
+    files or small files piled up are rewritten (``ledgerlake.layout.months_to_optimize``),
+    so running this often costs little.
+    """
+    from ledgerlake.layout import months_to_optimize, optimize_months
+
     result = OptimizeResult()
     silver_months = months if months is not None else recently_written_months(lake, "silver.transactions", days)
-    if silver_months:
-        predicate = "posting_month IN (" + ", ".join(f"'{m}'" for m in silver_months) + ")"
-        result.lines.append(("silver.transactions", ", ".join(silver_months),
-                             *_optimize(lake, "silver.transactions", predicate, CLUSTER_COLUMN)))
-    else:
+    if not silver_months:
         log.info("optimize: no silver month written in the last %d day(s)", days)
         result.lines.append(("silver.transactions", f"no month written in {days} day(s)", 0, 0))
-    result.lines.append(("serving.transactions_recent", "all months",
-                         *_optimize(lake, "serving.transactions_recent", None, CLUSTER_COLUMN)))
+    for table, candidates in (("silver.transactions", silver_months), ("serving.transactions_recent", None)):
+        if candidates == [] or not lake.exists(table):
+            continue
+        todo = months_to_optimize(lake, table, candidates)
+        if todo:
+            laid = optimize_months(lake, table, todo)
+            result.lines.append((table, ", ".join(todo), laid.files_removed, laid.files_added))
+        else:
+            scope = ", ".join(candidates) if candidates else "all months"
+            result.lines.append((table, f"{scope}: already laid out", 0, 0))
     result.lines.append(("ops.stream_state", "compaction", *_optimize(lake, "ops.stream_state", None, None)))
     return result
 
