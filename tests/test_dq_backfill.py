@@ -188,7 +188,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow
-def test_cli_exit_status_message_and_dq_report(tmp_path):
+def test_cli_exit_status_message_and_report(spark, tmp_path):
     core_file(tmp_path / "in", [core_detail(txn_id=cb(1)), core_detail(txn_id=cb(2))], "20240301")
     warehouse = tmp_path / "lake"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
@@ -205,13 +205,17 @@ def test_cli_exit_status_message_and_dq_report(tmp_path):
            "observed 2" in error[0]
     assert "PUBLISH BLOCKED" in blocked.stdout and "data-quality report:" in blocked.stdout
 
-    report = subprocess.run([str(BIN / "ledgerlake"), "dq", "report", *spark_args], capture_output=True, text=True,
-                            env=env, cwd=REPO, timeout=600)
+    # what `ledgerlake dq report` prints for that run (the command itself: tests/test_dq_report.py)
+    from expectations.report import latest_run_id, load_run, terminal_summary
+    from ledgerlake.lake import open_lake
 
-    assert report.returncode == 0, report.stderr[-3000:]
-    assert f"report: {warehouse}/reports/dq/run_" in report.stdout
-    assert "publish BLOCKED for 1 batch(es)" in report.stdout
-    assert "legacy_batch.required_not_null[account_id]" in report.stdout
+    lake = open_lake(spark, str(warehouse))
+    run_id = latest_run_id(lake)
+    assert f"data-quality report: {warehouse}/reports/dq/run_{run_id}.html" in blocked.stdout
+    summary = terminal_summary(load_run(lake, run_id))
+    assert "publish BLOCKED for 1 batch(es)" in summary
+    assert "legacy_batch.required_not_null[account_id]" in summary
+    assert lake.version("silver.transactions") == lake.version("ops.load_ledger") == 0
 
 
 def test_cli_bad_suite_stops_the_backfill_before_any_data_is_read(tmp_path):
