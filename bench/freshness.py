@@ -60,10 +60,10 @@ def serving_commits(lake: Path) -> dict[int, float]:
     """Micro-batch id -> epoch seconds of the stream's commit to serving.transactions_recent in that batch.
 
     The stream's commits carry its transaction identifier: the application id of its
-    checkpoint marker (MERGE) or that id + ``-append`` (append), version = batch id.
+    checkpoint marker + ``-merge`` (MERGE) or + ``-append`` (append), version = batch id.
     """
     marker = json.loads((lake / CHECKPOINT / "ledgerlake-checkpoint.json").read_text())
-    app_ids = {marker["app_id"], f"{marker['app_id']}-append"}
+    app_ids = {f"{marker['app_id']}-append", f"{marker['app_id']}-merge"}
     commits: dict[int, float] = {}
     for log_file in sorted((lake / "serving" / "transactions_recent" / "_delta_log").glob("*.json")):
         txn_version, timestamp = None, None

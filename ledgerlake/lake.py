@@ -95,9 +95,15 @@ class Lake:
             self.spark.sql(f"CREATE TABLE IF NOT EXISTS {table.name} USING DELTA LOCATION '{location}'")
 
     def _registered_location(self, name: str) -> str | None:
-        if not self.spark.catalog.tableExists(name):
-            return None
-        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+        """Where the session catalog's name points ("" if that location no longer holds a table)."""
+        from pyspark.errors import AnalysisException
+
+        try:
+            if not self.spark.catalog.tableExists(name):
+                return None
+            rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+        except AnalysisException:
+            return ""     # registered at a location that no longer holds the table (a deleted lake)
         for row in rows:
             if row[0] == "Location":
                 return str(row[1])

@@ -146,3 +146,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ledgerlake reconcile: error:") and message in lines[0]
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_lake_deleted_under_the_session_does_not_break_the_next(spark, loaded, tmp_path):
+    """The session catalog still names the deleted lake's tables; opening another lake re-points them."""
+    from ledgerlake.lake import open_lake
+
+    gone = copy_lake(spark, loaded, tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
+    lake = copy_lake(spark, loaded, tmp_path / "next")
+    assert lake.read("ops.parity").count() == 0
+    location = spark.sql("DESCRIBE TABLE EXTENDED ops.parity").where("col_name = 'Location'").first()[1]
+    assert location.rstrip("/").endswith(f"{tmp_path}/next/ops/parity") and gone.root != lake.root
+    assert open_lake(spark, lake.root).read("silver.transactions").count() > 0
