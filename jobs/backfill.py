@@ -259,6 +259,27 @@ def cached_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
     return [c for c in columns if c in keep]
 
 
+def read_batch(spark, spec: SourceSpec, files: list[BatchFile]):  # noqa: ANN001, ANN201
+    """The batch's file metadata and its records: split, parsed, mapped, checked against the record rules."""
+    from pyspark.sql import functions as F
+
+    from transforms.validation import to_canonical, with_record_reason
+
+    meta = spark.createDataFrame(
+        [(f.sha256, f.name, f.path, f.business_date, i, f.size) for i, f in enumerate(files)],
+        "file_sha STRING, source_file STRING, source_path STRING, business_date DATE, "
+        "file_order INT, file_size BIGINT",
+    )
+    content = (spark.read.format("binaryFile").load([f.path for f in files])
+               .select(F.sha2("content", 256).alias("file_sha"), "content"))
+    parsed = (content.transform(spec.split).transform(spec.parse)
+              .withColumn("is_detail", F.coalesce(F.expr(spec.is_detail), F.lit(False)))
+              .transform(to_canonical(spec))
+              .transform(with_record_reason(spec.record_rules))
+              .withColumn("record_hash", F.expr(spec.identity)))
+    return meta, parsed
+
+
 def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # noqa: ANN001
                config: LakeConfig | None = None, gate: BatchGate | None = None,
                reports: list[GateReport] | None = None) -> list[FileResult]:
@@ -285,26 +306,13 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
         QUARANTINED,
         duplicate_suspects,
         file_statistics,
-        to_canonical,
         with_duplicate_verdict,
         with_file_verdict,
-        with_record_reason,
     )
 
     gate = gate or BatchGate.load(spec)
     spark = lake.spark
-    meta = spark.createDataFrame(
-        [(f.sha256, f.name, f.path, f.business_date, i, f.size) for i, f in enumerate(files)],
-        "file_sha STRING, source_file STRING, source_path STRING, business_date DATE, "
-        "file_order INT, file_size BIGINT",
-    )
-    content = (spark.read.format("binaryFile").load([f.path for f in files])
-               .select(F.sha2("content", 256).alias("file_sha"), "content"))
-    parsed = (content.transform(spec.split).transform(spec.parse)
-              .withColumn("is_detail", F.coalesce(F.expr(spec.is_detail), F.lit(False)))
-              .transform(to_canonical(spec))
-              .transform(with_record_reason(spec.record_rules))
-              .withColumn("record_hash", F.expr(spec.identity)))
+    meta, parsed = read_batch(spark, spec, files)
     # Cache only what later steps read: the statistics' inputs, lineage and the canonical columns.
     parsed = parsed.select(*cached_columns(spec, parsed.columns)).persist(StorageLevel.MEMORY_AND_DISK)
     cached: list = [parsed]

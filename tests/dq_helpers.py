@@ -49,33 +49,21 @@ def classify(lake: Lake, source: str, path: Path | str, keep_rule_inputs: bool =
     from pyspark.sql import functions as F
 
     from expectations.gate import rule_columns
-    from jobs.backfill import MAX_LISTED_SUSPECTS, cached_columns
+    from jobs.backfill import MAX_LISTED_SUSPECTS, cached_columns, read_batch
     from ledgerlake.ledger import known_files
     from transforms.legacy import get_source
     from transforms.validation import (
         duplicate_suspects,
         file_statistics,
-        to_canonical,
         with_duplicate_verdict,
         with_file_verdict,
-        with_record_reason,
     )
 
     spark = lake.spark
     spec = get_source(source)
     files = discover(spec, str(path), month_range(None, None)).files
     known_files(lake, spec.source_system, [f.sha256 for f in files])      # run_backfill reads the ledger first
-    meta = spark.createDataFrame(
-        [(f.sha256, f.name, f.path, f.business_date, i, f.size) for i, f in enumerate(files)],
-        "file_sha STRING, source_file STRING, source_path STRING, business_date DATE, file_order INT, file_size BIGINT",
-    )
-    content = (spark.read.format("binaryFile").load([f.path for f in files])
-               .select(F.sha2("content", 256).alias("file_sha"), "content"))
-    parsed = (content.transform(spec.split).transform(spec.parse)
-              .withColumn("is_detail", F.coalesce(F.expr(spec.is_detail), F.lit(False)))
-              .transform(to_canonical(spec))
-              .transform(with_record_reason(spec.record_rules))
-              .withColumn("record_hash", F.expr(spec.identity)))
+    meta, parsed = read_batch(spark, spec, files)
     keep = cached_columns(spec, parsed.columns)
     if keep_rule_inputs:
         keep += [c for c in rule_columns(spec, parsed.columns) if c not in keep]
