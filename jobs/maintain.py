@@ -313,24 +313,19 @@ def optimize(lake: Lake, months: list[str] | None, days: int = DEFAULT_RECENT_DA
         else:
             scope = ", ".join(candidates) if candidates else "all months"
             result.lines.append((table, f"{scope}: already laid out", 0, 0))
-    result.lines.append(("ops.stream_state", "compaction", *_optimize(lake, "ops.stream_state", None, None)))
+    result.lines.append(("ops.stream_state", "compaction", *_compact(lake, "ops.stream_state")))
     return result
 
 
-def _optimize(lake: Lake, table: str, predicate: str | None, zorder: str | None) -> tuple[int, int]:
-    """One OPTIMIZE (a single commit, or none when there is nothing to do); returns (files removed, added)."""
+def _compact(lake: Lake, table: str) -> tuple[int, int]:
+    """One compaction OPTIMIZE (a single commit, or none when there is nothing to do); returns (removed, added)."""
     from ledgerlake.lake import with_conflict_retry
 
-    def run():  # noqa: ANN202
-        builder = lake.delta(table).optimize()
-        if predicate:
-            builder = builder.where(predicate)
-        return builder.executeZOrderBy(zorder) if zorder else builder.executeCompaction()
-
-    with timed(log, f"optimize {table}" + (f" where {predicate}" if predicate else "")):
-        metrics = with_conflict_retry(run, f"optimize {table}").select("metrics.*").first()
+    with timed(log, f"compact {table}"):
+        metrics = with_conflict_retry(lambda: lake.delta(table).optimize().executeCompaction(),
+                                      f"compact {table}").select("metrics.*").first()
     removed, added = int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
-    log.info("optimize %s: %d file(s) rewritten into %d", table, removed, added)
+    log.info("compact %s: %d file(s) rewritten into %d", table, removed, added)
     return removed, added
 
 
