@@ -114,17 +114,17 @@ class Producer:
             lines.append(render(event))
         return lines
 
-    def land(self, index: int) -> None:
-        name = f"events-{index:06d}.jsonl"
+    def land(self, index: int, prefix: str = "events") -> None:
+        name = f"{prefix}-{index:06d}.jsonl"
         lines = self.events()
         path = land_file(self.landing, name, lines)
         self.landed.append((name, path.stat().st_mtime, len(lines)))
 
-    def run(self, seconds: float) -> None:
+    def run(self, seconds: float, prefix: str = "events") -> None:
         start = time.monotonic()
         index = 0
         while time.monotonic() - start < seconds:
-            self.land(index)
+            self.land(index, prefix)
             index += 1
             time.sleep(max(0.0, start + index * self.file_seconds - time.monotonic()))
 
@@ -133,9 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=500, help="events per second (default 500)")
     parser.add_argument("--file-seconds", type=float, default=1.0, help="one landing file every S seconds (default 1)")
-    parser.add_argument("--minutes", type=float, default=3.0, help="how long the producer runs (default 3)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="how long the measured production runs (default 3)")
+    parser.add_argument("--warmup-seconds", type=float, default=60.0,
+                        help="production at the same rate before measuring, not counted (default 60): a long-running "
+                             "stream's JVM has compiled its hot code; a freshly started one spends a core on it")
     parser.add_argument("--trigger-seconds", type=float, default=2.0, help="the stream's trigger (default 2)")
     parser.add_argument("--master", default="local[*]", help="Spark master of the stream (default local[*])")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Spark setting for the stream, repeatable")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one)")
     args = parser.parse_args(argv)
@@ -146,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     command = [sys.executable, "-m", "ledgerlake.cli", "stream", "--input", str(landing), "--warehouse", str(lake),
                "--trigger-seconds", str(args.trigger_seconds), "--master", args.master]
+    for setting in args.conf:
+        command += ["--conf", setting]
     log_path = work / "stream.log"
     producer = Producer(landing, args.rate, args.file_seconds, args.seed)
     print(f"work dir {work}; load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -162,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the stream did not start; see {log_path}")
                 return 1
             time.sleep(0.2)
-        print(f"stream warm; producing {producer.per_file} events every {args.file_seconds:g}s "
+        if args.warmup_seconds > 0:
+            print(f"stream started; warming up for {args.warmup_seconds:g}s at the same rate (not counted)", flush=True)
+            producer.run(args.warmup_seconds, prefix="warmup")
+            producer.landed.clear()
+        print(f"measuring: {producer.per_file} events every {args.file_seconds:g}s "
               f"for {args.minutes:g} min", flush=True)
         loads = []
         started = time.time()

@@ -6,10 +6,10 @@ is what makes a replay after a crash exact:
 
 1. decide, from ``ops.stream_state`` and silver's batch rows as they are *before* this
    micro-batch, what each txn_id's newest event does (``transforms.events.plan_changes``);
-2. serving.transactions_recent (first: freshness is measured there), silver.transactions,
+2. serving.transactions_recent and silver.transactions (at once, in two threads), then
    ops.quarantine, ops.parity: one Delta commit each, guarded by a transaction identifier
    (the checkpoint's app id, version = batch id), so a replayed batch skips the commits
-   that already happened;
+   that already happened, whichever they were;
 3. ops.stream_state last: until it commits, a replay sees the same state and so makes
    the same decisions.
 
@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from ledgerlake.lake import Lake, with_conflict_retry
 from ledgerlake.serving import ServingWindow
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 # committed is skipped. DataFrame appends take them as options, MERGE from the session.
 TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
 
 # Up to this many changed txn_ids are named in a MERGE condition, so Delta skips files by statistics.
 MAX_LISTED_KEYS = 2000
@@ -69,11 +72,11 @@ _DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_
 
 
 @contextmanager
-def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> Iterator[None]:
-    """Delta commits inside are skipped when the table already holds (app_id, version)."""
-    previous = {key: spark.conf.get(key, None) for key in (TXN_APP_ID, TXN_VERSION)}
-    spark.conf.set(TXN_APP_ID, app_id)
-    spark.conf.set(TXN_VERSION, str(version))
+def session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Session settings for the statements inside, restored afterwards."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
@@ -82,6 +85,11 @@ def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> Iterato
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> AbstractContextManager[None]:
+    """Delta commits inside are skipped when the table already holds (app_id, version)."""
+    return session_settings(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(version)})
 
 
 @contextmanager
@@ -169,7 +177,7 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
         stats.events = stats.lines - stats.quarantined
         plan = _plan(lake, parsed, stats, load_id, window) if stats.events else None
         if plan is not None:
-            _write_transactions(lake, plan, stats, app_id, batch_id)      # serving first: freshness is measured there
+            _write_transactions(lake, plan, stats, app_id, batch_id)
         if stats.quarantined:
             with _phase("quarantine", stats.timings), idempotent_writes(spark, app_id, batch_id):
                 bad = parsed.transform(bad_events)
@@ -219,7 +227,11 @@ def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window
         silver_batch_rows = _batch_rows(lake, months, ids)
         decided = latest.transform(plan_changes(state, silver_batch_rows.select("txn_id", "posting_month")))
         rows = _change_rows(decided, load_id, window).localCheckpoint()
-        summary = rows.groupBy("action", "kind", "serving_action", "old_month").count().collect()
+        change = F.col("kind") == "change"
+        summary = (rows.groupBy("action", "kind", "serving_action", "old_month")
+                   .agg(F.count(F.lit(1)).alias("count"),
+                        F.slice(F.collect_list(F.when(change, F.col("txn_id"))), 1, MAX_LISTED_KEYS + 1).alias("keys"))
+                   .collect())
         for r in summary:
             stats.actions[r["action"]] = stats.actions.get(r["action"], 0) + r["count"]
         stats.serving_upserts = sum(r["count"] for r in summary if r["serving_action"] == UPSERT)
@@ -227,30 +239,59 @@ def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window
         n_changed = sum(r["count"] for r in summary if r["kind"] == "change")
         keys = None
         if changed_months and n_changed <= MAX_LISTED_KEYS:
-            keys = [r["txn_id"] for r in rows.where(F.col("kind") == "change").select("txn_id").collect()]
+            keys = sorted(k for r in summary if r["kind"] == "change" for k in r["keys"])
     return BatchPlan(rows, months, changed_months, keys)
 
 
 def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: str, batch_id: int) -> None:
-    """The serving tier, then silver: one commit each, a MERGE when streamed rows change, else an append."""
+    """The serving tier and silver, at once: one commit each, a MERGE when streamed rows change, else an append.
+
+    The two commits are independent (different tables, each skipped on a replay by its own
+    transaction identifier) and mostly driver-side Delta work, so they overlap well.
+    """
     applied = plan.rows.where(F.col("action").isin(UPSERT, CANCEL))
     to_serving = applied.where((F.col("serving_action") == UPSERT) | F.col("old_month").isNotNull())
+    writes: dict[str, Callable[[], None]] = {}
     if plan.changed_months:
-        with _phase("serving", stats.timings):
-            merge_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, plan.changed_months, plan.changed_keys,
-                               "serving_action", app_id, batch_id)
-        with _phase("silver", stats.timings):
-            merge_transactions(lake, SILVER_TRANSACTIONS.name, applied, plan.changed_months, plan.changed_keys,
-                               "action", app_id, batch_id)
+        writes["serving"] = lambda: merge_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, plan.changed_months,
+                                                       plan.changed_keys, "serving_action")
+        writes["silver"] = lambda: merge_transactions(lake, SILVER_TRANSACTIONS.name, applied, plan.changed_months,
+                                                      plan.changed_keys, "action")
     elif stats.applied:
         # Only txn_ids without a streamed row: blind appends, no table scan.
         if stats.serving_upserts:
-            with _phase("serving", stats.timings):
-                append_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, app_id, batch_id)
+            writes["serving"] = lambda: append_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, app_id,
+                                                            batch_id)
         if stats.actions.get(UPSERT):
-            with _phase("silver", stats.timings):
-                append_transactions(lake, SILVER_TRANSACTIONS.name, applied.where(F.col("action") == UPSERT),
-                                    app_id, batch_id)
+            writes["silver"] = lambda: append_transactions(lake, SILVER_TRANSACTIONS.name,
+                                                           applied.where(F.col("action") == UPSERT), app_id, batch_id)
+    if writes:
+        # MERGE takes its transaction identifier from the session: one setting for both tables.
+        with merge_settings(lake.spark, app_id, batch_id):
+            _concurrently({what: _timed(what, write, stats.timings) for what, write in writes.items()})
+
+
+def _timed(what: str, work: Callable[[], None], timings: dict[str, float]) -> Callable[[], None]:
+    def timed() -> None:
+        with _phase(what, timings):
+            work()
+    return timed
+
+
+def _concurrently(work: dict[str, Callable[[], None]]) -> None:
+    """Run each callable in its own thread (Spark's job group carried over); wait for all, then raise the first error.
+
+    No write is left running when this returns or raises, so a failed batch is retried from
+    a quiet lake.
+    """
+    if len(work) == 1:
+        next(iter(work.values()))()
+        return
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="ledgerlake-write") as pool:
+        futures = [pool.submit(inheritable_thread_target(fn)) for fn in work.values()]
+        wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _stream_parity(lake: Lake, plan: BatchPlan) -> DataFrame:
@@ -314,31 +355,42 @@ def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, ba
     )
 
 
+def merge_settings(spark: SparkSession, app_id: str, batch_id: int) -> AbstractContextManager[None]:
+    """Session settings for the micro-batch's transaction MERGEs.
+
+    Their transaction identifier (``<app id>-merge``, version = batch id). Their source is a
+    slice of the batch's checkpointed plan, deterministic, so Delta need not copy it before
+    its two passes (a Spark job per MERGE).
+    """
+    return session_settings(spark, {TXN_APP_ID: f"{app_id}-merge", TXN_VERSION: str(batch_id),
+                                    MERGE_MATERIALIZE_SOURCE: "none"})
+
+
 def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], keys: list[str] | None,
-                       action_column: str, app_id: str, batch_id: int) -> None:
+                       action_column: str) -> None:
     """MERGE newer streamed versions into a transactions table, reading only what can match.
 
     Only rows whose streamed version already exists can match, and those live in ``months``
     (and, when few, are the txn_ids ``keys``, which Delta's file statistics prune further).
     ``action_column``: UPSERT (insert, or replace a lower event_sequence, moving the row if its
     month changed); anything else removes the streamed row. Rows from batch files are never
-    touched: the batch is the book of record.
+    touched: the batch is the book of record. Run inside ``merge_settings``: a replayed
+    batch's MERGE is then skipped.
     """
     streamed = f"t.source_system = '{SOURCE_SYSTEM}'"
     values = {c: f"s.{c}" for c in _DATA_COLUMNS}
     condition = f"t.txn_id = s.txn_id AND t.posting_month IN ({_quoted(months)})"
     if keys is not None:
         condition += f" AND t.txn_id IN ({_quoted(keys)})"
-    with idempotent_writes(lake.spark, f"{app_id}-merge", batch_id):
-        with_conflict_retry(
-            lambda: lake.delta(table).alias("t").merge(rows.alias("s"), condition)
-            .whenMatchedDelete(f"{streamed} AND s.{action_column} != '{UPSERT}'")
-            .whenMatchedUpdate(f"{streamed} AND s.{action_column} = '{UPSERT}' "
-                               "AND coalesce(t.event_sequence < s.event_sequence, TRUE)", set=values)
-            .whenNotMatchedInsert(f"s.{action_column} = '{UPSERT}'", values=values)
-            .execute(),
-            f"merge {table}",
-        )
+    with_conflict_retry(
+        lambda: lake.delta(table).alias("t").merge(rows.alias("s"), condition)
+        .whenMatchedDelete(f"{streamed} AND s.{action_column} != '{UPSERT}'")
+        .whenMatchedUpdate(f"{streamed} AND s.{action_column} = '{UPSERT}' "
+                           "AND coalesce(t.event_sequence < s.event_sequence, TRUE)", set=values)
+        .whenNotMatchedInsert(f"s.{action_column} = '{UPSERT}'", values=values)
+        .execute(),
+        f"merge {table}",
+    )
 
 
 def write_quarantine(lake: Lake, rows: DataFrame) -> None:

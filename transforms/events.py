@@ -164,8 +164,10 @@ def split_lines(files: DataFrame) -> DataFrame:
     # A one-character split pattern takes Java's non-regex fast path.
     lines = F.when(body == "", F.array().cast("array<string>")).otherwise(F.split(body, "\n", -1))
     keep = [c for c in files.columns if c != "content"]
-    exploded = files.select(*keep, F.sha2("content", 256).alias("source_sha256"),
-                            F.posexplode(lines).alias("_pos", "_line"))
+    # Hash and split once per file, before the explode: an expression on ``content`` next to the
+    # generator would be evaluated (and the file's bytes carried) once per line.
+    per_file = files.select(*keep, F.sha2("content", 256).alias("source_sha256"), lines.alias("_lines"))
+    exploded = per_file.select(*keep, "source_sha256", F.posexplode("_lines").alias("_pos", "_line"))
     line = F.when(F.col("_line").endswith("\r"), F.expr("substr(_line, 1, length(_line) - 1)")).otherwise(F.col("_line"))
     return exploded.select(*keep, "source_sha256", (F.col("_pos") + 1).cast("bigint").alias("record_no"),
                            line.alias("raw"))

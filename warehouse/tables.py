@@ -67,6 +67,10 @@ class TableDef:
 _TXN_PROPS = {
     # min/max statistics only where lookups filter: cheaper writes, same file skipping
     "delta.dataSkippingStatsColumns": "txn_id,source_system,account_id,posting_date,posted_at,source_file,load_id",
+    # A MERGE that replaces a few rows marks them deleted instead of rewriting their whole file:
+    # the stream's corrections would otherwise copy the month's streamed rows on every micro-batch.
+    # OPTIMIZE (the backfill's layout, maintain --optimize) rewrites the marked files.
+    "delta.enableDeletionVectors": "true",
 }
 
 SILVER_TRANSACTIONS = TableDef(
