@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
@@ -265,10 +265,11 @@ def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: 
         if stats.actions.get(UPSERT):
             writes["silver"] = lambda: append_transactions(lake, SILVER_TRANSACTIONS.name,
                                                            applied.where(F.col("action") == UPSERT), app_id, batch_id)
-    if writes:
-        # MERGE takes its transaction identifier from the session: one setting for both tables.
-        with merge_settings(lake.spark, app_id, batch_id):
-            _concurrently({what: _timed(what, write, stats.timings) for what, write in writes.items()})
+    # MERGE takes its transaction identifier from the session (one setting for both tables),
+    # an append from its own options.
+    settings = merge_settings(lake.spark, app_id, batch_id) if plan.changed_months else nullcontext()
+    with settings:
+        _concurrently({what: _timed(what, write, stats.timings) for what, write in writes.items()})
 
 
 def _timed(what: str, work: Callable[[], None], timings: dict[str, float]) -> Callable[[], None]:
@@ -284,8 +285,9 @@ def _concurrently(work: dict[str, Callable[[], None]]) -> None:
     No write is left running when this returns or raises, so a failed batch is retried from
     a quiet lake.
     """
-    if len(work) == 1:
-        next(iter(work.values()))()
+    if len(work) <= 1:
+        for fn in work.values():
+            fn()
         return
     with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="ledgerlake-write") as pool:
         futures = [pool.submit(inheritable_thread_target(fn)) for fn in work.values()]

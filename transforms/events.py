@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.legacy.core_banking import TXN_CODES
+from transforms.legacy.formats import file_lines, without_cr
 from transforms.legacy.spec import CURRENCIES, sql_in
 from warehouse.tables import SILVER_TRANSACTIONS
 
@@ -158,19 +159,13 @@ def split_lines(files: DataFrame) -> DataFrame:
     other column of ``files`` (file name, landing time, ...) is kept on each line, and
     ``source_sha256`` fingerprints the file the line came from.
     """
-    text = F.decode("content", "UTF-8")
-    body = F.when(text.endswith("\n"), F.expr("substr(decode(content, 'UTF-8'), 1, length(decode(content, 'UTF-8')) - 1)")
-                  ).otherwise(text)
-    # A one-character split pattern takes Java's non-regex fast path.
-    lines = F.when(body == "", F.array().cast("array<string>")).otherwise(F.split(body, "\n", -1))
     keep = [c for c in files.columns if c != "content"]
     # Hash and split once per file, before the explode: an expression on ``content`` next to the
     # generator would be evaluated (and the file's bytes carried) once per line.
-    per_file = files.select(*keep, F.sha2("content", 256).alias("source_sha256"), lines.alias("_lines"))
+    per_file = files.select(*keep, F.sha2("content", 256).alias("source_sha256"), file_lines("UTF-8").alias("_lines"))
     exploded = per_file.select(*keep, "source_sha256", F.posexplode("_lines").alias("_pos", "_line"))
-    line = F.when(F.col("_line").endswith("\r"), F.expr("substr(_line, 1, length(_line) - 1)")).otherwise(F.col("_line"))
     return exploded.select(*keep, "source_sha256", (F.col("_pos") + 1).cast("bigint").alias("record_no"),
-                           line.alias("raw"))
+                           without_cr("_line").alias("raw"))
 
 
 def parse_events(lines: DataFrame) -> DataFrame:

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+
+def file_lines(encoding: str) -> Column:
+    """A file's ``content`` decoded as one array of lines, LF separated.
+
+    The LF after the last line is optional and an empty file has no lines. A CR before an
+    LF stays on its line: ``without_cr`` removes it.
+    """
+    text = F.decode(F.col("content"), encoding)
+    decoded = f"decode(content, '{encoding}')"
+    body = F.when(text.endswith("\n"), F.expr(f"substr({decoded}, 1, length({decoded}) - 1)")).otherwise(text)
+    # A one-character split pattern takes Java's non-regex fast path.
+    return F.when(body == "", F.array().cast("array<string>")).otherwise(F.split(body, "\n", -1))
+
+
+def without_cr(name: str) -> Column:
+    """The line in column ``name`` without a trailing CR (CRLF files)."""
+    return F.when(F.col(name).endswith("\r"), F.expr(f"substr({name}, 1, length({name}) - 1)")).otherwise(F.col(name))
 
 
 def split_records(encoding: str) -> Callable[[DataFrame], DataFrame]:
@@ -17,15 +35,8 @@ def split_records(encoding: str) -> Callable[[DataFrame], DataFrame]:
     """
 
     def _split(files: DataFrame) -> DataFrame:
-        text = F.decode(F.col("content"), encoding)
-        # The separator after the last record is optional: drop one trailing LF (a CR goes below).
-        decoded = f"decode(content, '{encoding}')"
-        body = F.when(text.endswith("\n"), F.expr(f"substr({decoded}, 1, length({decoded}) - 1)")).otherwise(text)
-        # A one-character split pattern takes Java's non-regex fast path.
-        lines = F.when(body == "", F.array().cast("array<string>")).otherwise(F.split(body, "\n", -1))
-        line = F.when(F.col("raw").endswith("\r"), F.expr("substr(raw, 1, length(raw) - 1)")).otherwise(F.col("raw"))
-        return files.select("file_sha", F.posexplode_outer(lines).alias("pos", "raw")).select(
-            "file_sha", (F.col("pos") + 1).cast("bigint").alias("record_no"), line.alias("raw")
+        return files.select("file_sha", F.posexplode_outer(file_lines(encoding)).alias("pos", "raw")).select(
+            "file_sha", (F.col("pos") + 1).cast("bigint").alias("record_no"), without_cr("raw").alias("raw")
         )
 
     return _split
