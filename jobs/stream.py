@@ -61,12 +61,21 @@ def stream_spark_conf() -> dict[str, str]:
     default: on a few cores that dominates a micro-batch, so match it to the machine.
     A micro-batch's cost is mostly fixed (planning, generated code, Delta's log), not per event.
     """
-    cores = os.cpu_count() or 2
+    partitions = str(min(8, max(2, os.cpu_count() or 2)))
     return {
-        "spark.databricks.delta.snapshotPartitions": str(min(8, max(2, cores))),
+        "spark.databricks.delta.snapshotPartitions": partitions,
+        # A micro-batch's shuffles carry a few thousand rows: a partition per core, planned once.
+        # Adaptive execution would re-plan after every shuffle stage, a Spark job each.
+        "spark.sql.shuffle.partitions": partitions,
+        "spark.sql.adaptive.enabled": "false",
         # Every micro-batch plans the same few dozen queries; keep all their generated classes
         # (the default keeps 100) so a batch does not compile them, and the JIT them, again.
         "spark.sql.codegen.cache.maxEntries": "2000",
+        # Row projections interpreted, not generated. Every task that reads a Delta log or writes
+        # a commit's files builds projections over Delta's nested action schema (add files, stats,
+        # deletion vectors); generating their Java source costs more than a micro-batch's few
+        # thousand rows ever take to evaluate. Whole-stage code generation is unaffected.
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     }
 
 

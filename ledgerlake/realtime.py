@@ -216,17 +216,21 @@ class BatchPlan:
 def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window: ServingWindow) -> BatchPlan:
     """Decide per txn_id from the newest event and the lake as it is before this micro-batch."""
     with _phase("plan", stats.timings):
-        latest = (parsed.transform(valid_events).transform(dedupe_events).transform(latest_per_txn)
-                  .transform(with_posting_month).localCheckpoint())
+        with _phase("plan.latest", stats.timings):
+            latest = (parsed.transform(valid_events).transform(dedupe_events).transform(latest_per_txn)
+                      .transform(with_posting_month).localCheckpoint())
         ids = latest.select("txn_id")
         # Materialised without lineage: later steps must not re-read (or re-plan) the Delta tables
         # that this batch is about to change.
-        state = (lake.read(STREAM_STATE.name).join(F.broadcast(ids), "txn_id", "left_semi")
-                 .transform(current_state).localCheckpoint())
-        months = _distinct(latest.select("posting_month").unionByName(state.select("posting_month")))
+        with _phase("plan.state", stats.timings):
+            state = (lake.read(STREAM_STATE.name).join(F.broadcast(ids), "txn_id", "left_semi")
+                     .transform(current_state).localCheckpoint())
+        with _phase("plan.months", stats.timings):
+            months = _distinct(latest.select("posting_month").unionByName(state.select("posting_month")))
         silver_batch_rows = _batch_rows(lake, months, ids)
         decided = latest.transform(plan_changes(state, silver_batch_rows.select("txn_id", "posting_month")))
-        rows = _change_rows(decided, load_id, window).localCheckpoint()
+        with _phase("plan.rows", stats.timings):
+            rows = _change_rows(decided, load_id, window).localCheckpoint()
         change = F.col("kind") == "change"
         summary = (rows.groupBy("action", "kind", "serving_action", "old_month")
                    .agg(F.count(F.lit(1)).alias("count"),
