@@ -15,15 +15,19 @@ def file_lines(encoding: str) -> Column:
     LF stays on its line: ``without_cr`` removes it.
     """
     text = F.decode(F.col("content"), encoding)
-    decoded = f"decode(content, '{encoding}')"
-    body = F.when(text.endswith("\n"), F.expr(f"substr({decoded}, 1, length({decoded}) - 1)")).otherwise(text)
+    body = F.when(text.endswith("\n"), _drop_last_char(text)).otherwise(text)
     # A one-character split pattern takes Java's non-regex fast path.
     return F.when(body == "", F.array().cast("array<string>")).otherwise(F.split(body, "\n", -1))
 
 
 def without_cr(name: str) -> Column:
     """The line in column ``name`` without a trailing CR (CRLF files)."""
-    return F.when(F.col(name).endswith("\r"), F.expr(f"substr({name}, 1, length({name}) - 1)")).otherwise(F.col(name))
+    line = F.col(name)
+    return F.when(line.endswith("\r"), _drop_last_char(line)).otherwise(line)
+
+
+def _drop_last_char(text: Column) -> Column:
+    return F.substr(text, F.lit(1), F.length(text) - 1)
 
 
 def split_records(encoding: str) -> Callable[[DataFrame], DataFrame]:
