@@ -13,9 +13,12 @@ is what makes a replay after a crash exact:
 3. ops.stream_state last: until it commits, a replay sees the same state and so makes
    the same decisions.
 
-New txn_ids are blind appends. Replacing, moving or removing a streamed row is a MERGE
-that names the posting months (and, when few, the txn_ids) it may match, so its cost
-follows what the batch changes, not the years of history in silver.
+New txn_ids are blind appends. When streamed rows are replaced, moved or removed, the
+commit is an overwrite whose ``replaceWhere`` names them (streamed rows of the changed
+txn_ids in their posting months) and whose data is the batch's new versions: the plan has
+already decided which versions win, so no join against the table is needed. Past
+``MAX_LISTED_KEYS`` changed txn_ids it is a MERGE on the posting months instead. Either way
+the cost follows what the batch changes, not the years of history in silver.
 """
 
 from __future__ import annotations
@@ -65,8 +68,15 @@ log = logging.getLogger(__name__)
 TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+# A replaceWhere overwrite checks by default that every row it writes matches its predicate;
+# the stream's overwrite also carries the batch's new txn_ids, which by design do not.
+REPLACE_WHERE_CONSTRAINT_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
+# The transaction identifier of the commit that changes streamed rows (overwrite or MERGE):
+# the same for both, so a batch committed one way is never replayed the other way.
+CHANGE_APP_SUFFIX = "-merge"
 
-# Up to this many changed txn_ids are named in a MERGE condition, so Delta skips files by statistics.
+# Up to this many changed txn_ids are named in the overwrite's predicate (Delta skips files by
+# statistics); past it, the change is a MERGE joined on txn_id within the posting months.
 MAX_LISTED_KEYS = 2000
 _DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
 
@@ -210,7 +220,7 @@ class BatchPlan:
     rows: DataFrame                   # one row per txn_id: silver's columns + action, kind, serving_action, ...
     months: list[str]                 # posting months the batch's txn_ids live in (for batch-row lookups)
     changed_months: list[str]         # months holding streamed rows to replace, move or remove
-    changed_keys: list[str] | None    # their txn_ids, when few enough to name in a MERGE condition
+    changed_keys: list[str] | None    # their txn_ids, when few enough to name in a predicate
 
 
 def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window: ServingWindow) -> BatchPlan:
@@ -248,30 +258,37 @@ def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window
 
 
 def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: str, batch_id: int) -> None:
-    """The serving tier and silver, at once: one commit each, a MERGE when streamed rows change, else an append.
+    """The serving tier and silver, at once: one commit each, skipped on a replay by its transaction identifier.
 
-    The two commits are independent (different tables, each skipped on a replay by its own
-    transaction identifier) and mostly driver-side Delta work, so they overlap well.
+    Only new txn_ids: blind appends. Streamed rows to replace, move or remove: an overwrite
+    of exactly those rows (a MERGE when they are too many to name). The two commits are
+    independent (different tables) and mostly driver-side Delta work, so they overlap well.
     """
     applied = plan.rows.where(F.col("action").isin(UPSERT, CANCEL))
     to_serving = applied.where((F.col("serving_action") == UPSERT) | F.col("old_month").isNotNull())
     writes: dict[str, Callable[[], None]] = {}
-    if plan.changed_months:
+    settings: AbstractContextManager[None] = nullcontext()
+    if plan.changed_months and plan.changed_keys is not None:
+        change = Change(plan.changed_months, plan.changed_keys, f"{app_id}{CHANGE_APP_SUFFIX}", batch_id)
+        writes["serving"] = lambda: replace_transactions(
+            lake, SERVING_TRANSACTIONS.name, to_serving.where(F.col("serving_action") == UPSERT), change)
+        writes["silver"] = lambda: replace_transactions(
+            lake, SILVER_TRANSACTIONS.name, applied.where(F.col("action") == UPSERT), change)
+        settings = session_settings(lake.spark, {REPLACE_WHERE_CONSTRAINT_CHECK: "false"})
+    elif plan.changed_months:
         writes["serving"] = lambda: merge_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, plan.changed_months,
-                                                       plan.changed_keys, "serving_action")
+                                                       "serving_action")
         writes["silver"] = lambda: merge_transactions(lake, SILVER_TRANSACTIONS.name, applied, plan.changed_months,
-                                                      plan.changed_keys, "action")
+                                                      "action")
+        # MERGE takes its transaction identifier from the session (one setting for both tables).
+        settings = merge_settings(lake.spark, app_id, batch_id)
     elif stats.applied:
-        # Only txn_ids without a streamed row: blind appends, no table scan.
         if stats.serving_upserts:
             writes["serving"] = lambda: append_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, app_id,
                                                             batch_id)
         if stats.actions.get(UPSERT):
             writes["silver"] = lambda: append_transactions(lake, SILVER_TRANSACTIONS.name,
                                                            applied.where(F.col("action") == UPSERT), app_id, batch_id)
-    # MERGE takes its transaction identifier from the session (one setting for both tables),
-    # an append from its own options.
-    settings = merge_settings(lake.spark, app_id, batch_id) if plan.changed_months else nullcontext()
     with settings:
         _concurrently({what: _timed(what, write, stats.timings) for what, write in writes.items()})
 
@@ -346,18 +363,58 @@ def _quoted(values: list[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
+def _by_month(rows: DataFrame) -> DataFrame:
+    """Silver-shaped rows laid out as the stream writes them: one file per posting month, sorted by account."""
+    return (rows.select(*_DATA_COLUMNS).repartition(F.date_format("posting_date", "yyyy-MM"))
+            .sortWithinPartitions("posting_date", "account_id", "txn_id"))
+
+
 def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int) -> None:
     """Append rows of txn_ids that have no streamed row yet: one blind commit, skipped on a replay.
 
     One file per posting month, sorted by account so statements skip row groups.
     """
-    data = (rows.select(*_DATA_COLUMNS).repartition(F.date_format("posting_date", "yyyy-MM"))
-            .sortWithinPartitions("posting_date", "account_id", "txn_id"))
+    data = _by_month(rows)
     with_conflict_retry(
         lambda: data.write.format("delta").mode("append")
         .option("txnAppId", f"{app_id}-append").option("txnVersion", batch_id)
         .save(lake.path(table)),
         f"append {table}",
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """The streamed rows a micro-batch replaces, moves or removes, and its transaction identifier."""
+
+    months: list[str]     # the posting months they are stored in
+    keys: list[str]       # their txn_ids
+    app_id: str
+    batch_id: int
+
+    def predicate(self) -> str:
+        return (f"source_system = '{SOURCE_SYSTEM}' AND posting_month IN ({_quoted(self.months)}) "
+                f"AND txn_id IN ({_quoted(self.keys)})")
+
+
+def replace_transactions(lake: Lake, table: str, upserts: DataFrame, change: Change) -> None:
+    """One overwrite commit: remove the changed streamed rows, write the batch's new versions and new rows.
+
+    ``upserts``: every row the batch inserts or replaces (all of them win: the plan has
+    compared sequences against the stream's state). The ``replaceWhere`` predicate names
+    the streamed rows that must go, by source, month and txn_id, so Delta reads only those
+    months' files that can hold the txn_ids, and marks the rows deleted (deletion vectors)
+    rather than rewriting files. Rows from batch files never match: the batch is the book of
+    record. Run with the session's replaceWhere constraint check off (``_write_transactions``):
+    new txn_ids are written alongside but do not match the predicate. A replayed batch's
+    overwrite is skipped by its transaction identifier.
+    """
+    data = _by_month(upserts)
+    with_conflict_retry(
+        lambda: data.write.format("delta").mode("overwrite").option("replaceWhere", change.predicate())
+        .option("txnAppId", change.app_id).option("txnVersion", change.batch_id)
+        .save(lake.path(table)),
+        f"replace streamed rows in {table}",
     )
 
 
@@ -368,26 +425,23 @@ def merge_settings(spark: SparkSession, app_id: str, batch_id: int) -> AbstractC
     slice of the batch's checkpointed plan, deterministic, so Delta need not copy it before
     its two passes (a Spark job per MERGE).
     """
-    return session_settings(spark, {TXN_APP_ID: f"{app_id}-merge", TXN_VERSION: str(batch_id),
+    return session_settings(spark, {TXN_APP_ID: f"{app_id}{CHANGE_APP_SUFFIX}", TXN_VERSION: str(batch_id),
                                     MERGE_MATERIALIZE_SOURCE: "none"})
 
 
-def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], keys: list[str] | None,
-                       action_column: str) -> None:
-    """MERGE newer streamed versions into a transactions table, reading only what can match.
+def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], action_column: str) -> None:
+    """MERGE newer streamed versions into a transactions table, reading only the months that can match.
 
-    Only rows whose streamed version already exists can match, and those live in ``months``
-    (and, when few, are the txn_ids ``keys``, which Delta's file statistics prune further).
-    ``action_column``: UPSERT (insert, or replace a lower event_sequence, moving the row if its
-    month changed); anything else removes the streamed row. Rows from batch files are never
-    touched: the batch is the book of record. Run inside ``merge_settings``: a replayed
-    batch's MERGE is then skipped.
+    For a micro-batch that changes more streamed rows than can be named in a predicate
+    (``MAX_LISTED_KEYS``). Only rows whose streamed version already exists can match, and
+    those live in ``months``. ``action_column``: UPSERT (insert, or replace a lower
+    event_sequence, moving the row if its month changed); anything else removes the
+    streamed row. Rows from batch files are never touched: the batch is the book of record.
+    Run inside ``merge_settings``: a replayed batch's MERGE is then skipped.
     """
     streamed = f"t.source_system = '{SOURCE_SYSTEM}'"
     values = {c: f"s.{c}" for c in _DATA_COLUMNS}
     condition = f"t.txn_id = s.txn_id AND t.posting_month IN ({_quoted(months)})"
-    if keys is not None:
-        condition += f" AND t.txn_id IN ({_quoted(keys)})"
     with_conflict_retry(
         lambda: lake.delta(table).alias("t").merge(rows.alias("s"), condition)
         .whenMatchedDelete(f"{streamed} AND s.{action_column} != '{UPSERT}'")

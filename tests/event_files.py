@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pyspark.sql import functions as F
+
 from ledgerlake.lake import Lake
 from ledgerlake.serving import ServingWindow, window_for
+from warehouse.tables import SILVER_TRANSACTIONS
 
 TODAY = date(2026, 11, 26)
 WINDOW = window_for(TODAY, 6)          # 2026-06 .. 2026-11
@@ -92,3 +96,20 @@ def write_landing(folder: Path, name: str, events: list[dict[str, Any] | str]) -
     from ledgerlake.eventgen import land_file
 
     return land_file(folder, name, [line(e) for e in events])
+
+
+def batch_row(spark, n: int, amount: str, posting: str):  # noqa: ANN001, ANN201
+    """A transaction loaded earlier from a core_banking batch file."""
+    df = spark.createDataFrame(
+        [(txn(n), "core_banking", "000000000042", date.fromisoformat(posting), "POS", Decimal(amount), "EUR", "POS",
+          "CAFE CENTRAL", "CORE_TXN_20261005_000001.dat", 7)],
+        "txn_id STRING, source_system STRING, account_id STRING, posting_date DATE, txn_code STRING, "
+        "amount DECIMAL(18,2), currency STRING, channel STRING, description STRING, source_file STRING, record_no BIGINT",
+    ).withColumns({
+        "posted_at": F.to_timestamp(F.concat(F.col("posting_date").cast("string"), F.lit(" 10:00:00"))),
+        "value_date": F.col("posting_date"), "balance_after": F.lit(None).cast("decimal(18,2)"),
+        "reversal_of": F.lit(None).cast("string"), "record_hash": F.lit(123).cast("bigint"),
+        "event_sequence": F.lit(None).cast("bigint"), "load_id": F.lit("backfill"),
+        "ingested_at": F.current_timestamp(),
+    })
+    return df.select(*[c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"])

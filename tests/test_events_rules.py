@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.event_files import WINDOW, apply, cancelled, files_frame, posted, rows, state, txn
+from tests.event_files import WINDOW, apply, batch_row, cancelled, files_frame, posted, rows, state, txn
 
 # (case, line, expected detail: None when valid, else a fragment of reason_detail)
 LINE_CASES = [
@@ -128,27 +128,6 @@ def test_file_without_final_newline(spark):
 
 # ---- semantics over several micro-batches ---------------------------------------------------------------
 
-def _batch_row(spark, n: int, amount: str, posting: str):  # noqa: ANN202
-    """A transaction loaded earlier from a core_banking batch file."""
-    from pyspark.sql import functions as F
-
-    from warehouse.tables import SILVER_TRANSACTIONS
-
-    df = spark.createDataFrame(
-        [(txn(n), "core_banking", "000000000042", date.fromisoformat(posting), "POS", Decimal(amount), "EUR", "POS",
-          "CAFE CENTRAL", "CORE_TXN_20261005_000001.dat", 7)],
-        "txn_id STRING, source_system STRING, account_id STRING, posting_date DATE, txn_code STRING, "
-        "amount DECIMAL(18,2), currency STRING, channel STRING, description STRING, source_file STRING, record_no BIGINT",
-    ).withColumns({
-        "posted_at": F.to_timestamp(F.concat(F.col("posting_date").cast("string"), F.lit(" 10:00:00"))),
-        "value_date": F.col("posting_date"), "balance_after": F.lit(None).cast("decimal(18,2)"),
-        "reversal_of": F.lit(None).cast("string"), "record_hash": F.lit(123).cast("bigint"),
-        "event_sequence": F.lit(None).cast("bigint"), "load_id": F.lit("backfill"),
-        "ingested_at": F.current_timestamp(),
-    })
-    return df.select(*[c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"])
-
-
 BATCHES = [
     {"a-00000.jsonl": [
         posted(1), posted(1),                                                  # a repeat in the same file
@@ -191,7 +170,7 @@ def scenario(spark, tmp_path_factory):
     from ledgerlake.lake import open_lake
 
     lake = open_lake(spark, str(tmp_path_factory.mktemp("rules") / "lake"))
-    book = _batch_row(spark, 11, "9.99", "2026-10-05")
+    book = batch_row(spark, 11, "9.99", "2026-10-05")
     for table in ("silver.transactions", "serving.transactions_recent"):
         book.write.format("delta").mode("append").save(lake.path(table))
     stats = [apply(lake, i, batch) for i, batch in enumerate(BATCHES)]

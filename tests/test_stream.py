@@ -101,9 +101,11 @@ def replay_base(spark, tmp_path_factory):
 
 @pytest.mark.parametrize("crash_batch,crash_in,call,after_commit", [
     (0, "append_transactions", 1, True),    # serving appended, dies before silver
-    (1, "merge_transactions", 1, False),    # dies inside the serving MERGE, before its commit
-    (1, "merge_transactions", 1, True),     # serving merged, dies before silver
-    (1, "merge_transactions", 2, True),     # both merged, dies before quarantine and state
+    (1, "replace_transactions", 1, False),  # dies inside the serving overwrite, before its commit
+    (1, "replace_transactions", 1, True),   # serving overwritten, dies before silver
+    (1, "replace_transactions", 2, True),   # both overwritten, dies before quarantine and state
+    (1, "merge_transactions", 1, True),     # too many changes to name: serving merged, dies before silver
+    (1, "merge_transactions", 2, True),     # ... both merged, dies before quarantine and state
     (1, "append_state", 1, False),          # dies writing the state, the batch's last commit
 ])
 def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, monkeypatch, replay_base, crash_batch,
@@ -114,6 +116,8 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
     from ledgerlake.lake import open_lake
 
     after_first, clean = replay_base
+    if crash_in == "merge_transactions":
+        monkeypatch.setattr(realtime, "MAX_LISTED_KEYS", 0)     # the same batch, written by the MERGE fallback
     if crash_batch == 1:
         shutil.copytree(after_first, tmp_path / "crashed")
     crashed = open_lake(spark, str(tmp_path / "crashed"))
@@ -139,9 +143,18 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
     assert snapshot(crashed) == clean
 
 
-def test_merges_read_only_the_months_a_batch_touches(lake):
-    """A correction's MERGE must not scan other months: make another month unreadable and apply one."""
-    apply(lake, 0, {"g-00000.jsonl": [posted(1), posted(2, posted_at="2026-03-03T10:00:00Z")]})
+@pytest.mark.parametrize("max_keys,operation", [(2000, "WRITE"), (0, "MERGE")])
+def test_changes_read_only_the_months_a_batch_touches(lake, monkeypatch, max_keys, operation):
+    """A correction's commit must not read other months: make another month unreadable and apply one.
+
+    Both ways of writing it: the overwrite naming the changed txn_ids, and the MERGE for
+    batches with too many of them to name.
+    """
+    from ledgerlake import realtime
+
+    monkeypatch.setattr(realtime, "MAX_LISTED_KEYS", max_keys)
+    apply(lake, 0, {"g-00000.jsonl": [posted(1), posted(2, posted_at="2026-03-03T10:00:00Z"),
+                                      posted(4, posted_at="2026-11-03T10:00:00Z")]})
     old_month = Path(lake.path("silver.transactions")) / "posting_month=2026-03"
     for name in ("silver.transactions", "serving.transactions_recent"):
         folder = Path(lake.path(name)) / "posting_month=2026-03"
@@ -149,14 +162,31 @@ def test_merges_read_only_the_months_a_batch_touches(lake):
             f.unlink()                                    # reading 2026-03 now fails
     assert old_month.is_dir()
     apply(lake, 1, {"g-00001.jsonl": [posted(1, seq=2, event_type="TXN_CORRECTED", amount="5.00",
-                                             posted_at="2026-11-02T10:00:00Z"), posted(3)]})
-    history = lake.delta("silver.transactions").history(1).first()
-    assert history["operation"] == "MERGE"
-    assert "2026-10" in history["operationParameters"]["predicate"]
-    assert "2026-03" not in history["operationParameters"]["predicate"]
-    got = lake.read("silver.transactions").where("posting_month >= '2026-06'").collect()
-    assert {(r["txn_id"], r["amount"], r["posting_month"]) for r in got} == {
-        (txn(1), Decimal("5.00"), "2026-11"), (txn(3), Decimal("10.00"), "2026-10")}
+                                             posted_at="2026-11-02T10:00:00Z"), posted(3), cancelled(4)]})
+    for name in ("silver.transactions", "serving.transactions_recent"):
+        history = lake.delta(name).history(1).first()
+        assert history["operation"] == operation, name
+        predicate = history["operationParameters"]["predicate"]
+        assert "2026-10" in predicate and "2026-11" in predicate and "2026-03" not in predicate, name
+        assert (txn(1) in predicate) == (operation == "WRITE"), name
+        got = lake.read(name).where("posting_month >= '2026-06'").collect()
+        assert {(r["txn_id"], r["amount"], r["posting_month"]) for r in got} == {
+            (txn(1), Decimal("5.00"), "2026-11"), (txn(3), Decimal("10.00"), "2026-10")}, name
+
+
+def test_a_change_never_touches_batch_rows_or_other_streamed_rows(lake):
+    """The overwrite removes the changed txn_ids' streamed rows only: not a batch file's row, not a neighbour."""
+    from tests.event_files import batch_row
+
+    apply(lake, 0, {"k-00000.jsonl": [posted(1), posted(2), posted(3)]})
+    batch = batch_row(lake.spark, 8, "9.99", "2026-10-05")
+    for name in ("silver.transactions", "serving.transactions_recent"):
+        batch.write.format("delta").mode("append").save(lake.path(name))
+    apply(lake, 1, {"k-00001.jsonl": [posted(2, seq=2, event_type="TXN_CORRECTED", amount="2.50"), cancelled(3)]})
+    for name in ("silver.transactions", "serving.transactions_recent"):
+        got = {r["txn_id"]: (r["amount"], r["source_system"]) for r in lake.read(name).collect()}
+        assert got == {txn(1): (Decimal("10.00"), "events"), txn(2): (Decimal("2.50"), "events"),
+                       txn(8): (Decimal("9.99"), "core_banking")}, name
 
 
 def test_handoff_marks_streamed_txn_ids_as_batch_owned(lake):
