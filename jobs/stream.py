@@ -76,6 +76,11 @@ def stream_spark_conf() -> dict[str, str]:
         # deletion vectors); generating their Java source costs more than a micro-batch's few
         # thousand rows ever take to evaluate. Whole-stage code generation is unaffected.
         "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        # Every micro-batch adds a small file to each table it writes (one per month). Unchecked,
+        # they pile up all day and every lookup of ops.stream_state reads them all, so micro-batches
+        # slow down as the day goes on. Delta compacts a table's small files right after the
+        # commit that brings them to 50 (auto compaction, a separate commit).
+        "spark.databricks.delta.autoCompact.enabled": "true",
     }
 
 
