@@ -363,24 +363,26 @@ def _quoted(values: list[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def _by_month(rows: DataFrame) -> DataFrame:
-    """Silver-shaped rows laid out as the stream writes them: one file per posting month, sorted by account."""
-    return (rows.select(*_DATA_COLUMNS).repartition(F.date_format("posting_date", "yyyy-MM"))
+def _write_by_month(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int,
+                    replace_where: str | None = None) -> None:
+    """One commit of silver-shaped rows, skipped on a replay by (app_id, batch_id).
+
+    An append, or with ``replace_where`` an overwrite of the rows it matches. One file per
+    posting month, sorted by account so statements skip row groups.
+    """
+    data = (rows.select(*_DATA_COLUMNS).repartition(F.date_format("posting_date", "yyyy-MM"))
             .sortWithinPartitions("posting_date", "account_id", "txn_id"))
+    writer = data.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
+    if replace_where is None:
+        writer, what = writer.mode("append"), f"append {table}"
+    else:
+        writer, what = writer.mode("overwrite").option("replaceWhere", replace_where), f"replace rows in {table}"
+    with_conflict_retry(lambda: writer.save(lake.path(table)), what)
 
 
 def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int) -> None:
-    """Append rows of txn_ids that have no streamed row yet: one blind commit, skipped on a replay.
-
-    One file per posting month, sorted by account so statements skip row groups.
-    """
-    data = _by_month(rows)
-    with_conflict_retry(
-        lambda: data.write.format("delta").mode("append")
-        .option("txnAppId", f"{app_id}-append").option("txnVersion", batch_id)
-        .save(lake.path(table)),
-        f"append {table}",
-    )
+    """Append rows of txn_ids that have no streamed row yet: one blind commit, skipped on a replay."""
+    _write_by_month(lake, table, rows, f"{app_id}-append", batch_id)
 
 
 @dataclass(frozen=True)
@@ -409,13 +411,7 @@ def replace_transactions(lake: Lake, table: str, upserts: DataFrame, change: Cha
     new txn_ids are written alongside but do not match the predicate. A replayed batch's
     overwrite is skipped by its transaction identifier.
     """
-    data = _by_month(upserts)
-    with_conflict_retry(
-        lambda: data.write.format("delta").mode("overwrite").option("replaceWhere", change.predicate())
-        .option("txnAppId", change.app_id).option("txnVersion", change.batch_id)
-        .save(lake.path(table)),
-        f"replace streamed rows in {table}",
-    )
+    _write_by_month(lake, table, upserts, change.app_id, change.batch_id, replace_where=change.predicate())
 
 
 def merge_settings(spark: SparkSession, app_id: str, batch_id: int) -> AbstractContextManager[None]:
