@@ -81,6 +81,10 @@ def stream_spark_conf() -> dict[str, str]:
         # slow down as the day goes on. Delta compacts a table's small files right after the
         # commit that brings them to 50 (auto compaction, a separate commit).
         "spark.databricks.delta.autoCompact.enabled": "true",
+        # PySpark records the Python call site of every Column function for error messages: several
+        # JVM round trips and a stack walk per call, a few hundred calls per micro-batch. Errors
+        # still name the failing operation; they lose only the Python line that built it.
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
     }
 
 
@@ -290,6 +294,8 @@ def start_stream(lake: Lake, config: LakeConfig, landing: str, checkpoint: str, 
                 log.warning("batch %d quarantined %d line(s) as BAD_EVENT: %s", batch_id, stats.quarantined,
                             "; ".join(f"{d} ({n})" for d, n in sorted(stats.quarantine_details.items())))
 
+    if log.isEnabledFor(logging.DEBUG):
+        lake.spark.streams.addListener(_progress_logger())
     writer = (landing_files(lake.spark, landing, max_files).writeStream
               .queryName(f"ledgerlake-stream-{app_id[:8]}")
               .option("checkpointLocation", checkpoint)
@@ -297,6 +303,28 @@ def start_stream(lake: Lake, config: LakeConfig, landing: str, checkpoint: str, 
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
         processingTime=f"{int(trigger_seconds * 1000)} milliseconds")
     return writer.start()
+
+
+def _progress_logger() -> Any:
+    """A listener that logs where each trigger's time went (Spark's durationMs), for --log-level DEBUG."""
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class ProgressLog(StreamingQueryListener):
+        def onQueryStarted(self, event: Any) -> None:
+            pass
+
+        def onQueryProgress(self, event: Any) -> None:
+            progress = event.progress
+            log.debug("trigger of batch %d: %s", progress.batchId,
+                      ", ".join(f"{k} {v}ms" for k, v in sorted(progress.durationMs.items())))
+
+        def onQueryIdle(self, event: Any) -> None:
+            pass
+
+        def onQueryTerminated(self, event: Any) -> None:
+            pass
+
+    return ProgressLog()
 
 
 def run_until_stopped(query: StreamingQuery) -> str | None:

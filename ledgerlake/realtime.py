@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
@@ -62,6 +63,7 @@ from transforms.parity import cancelled_parity_rows, parity_rows
 from warehouse.tables import PARITY, QUARANTINE, SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Delta's idempotent-write settings: a write whose (app id, version) the table has already
 # committed is skipped. DataFrame appends take them as options, MERGE from the session.
@@ -171,21 +173,30 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
     context = spark.sparkContext
     group = f"ledgerlake-stream-{app_id[:8]}-{batch_id}"
     context.setJobGroup(group, f"ledgerlake stream micro-batch {batch_id}")
-    parsed = files.transform(split_lines).transform(parse_events).persist(StorageLevel.MEMORY_AND_DISK)
+    # What a micro-batch needs to know about its lines and its plan is observed on the jobs
+    # that materialise them, rather than computed by jobs of its own.
+    parsed, overview = _observed(
+        files.transform(split_lines).transform(parse_events), f"ledgerlake-lines-{batch_id}",
+        lines=F.count(F.lit(1)),
+        bad=F.count_if(F.col("reason").isNotNull()),
+        files=F.size(F.collect_set("source_file")),
+        oldest=F.unix_micros(F.min("landed_at")),
+        newest=F.unix_micros(F.max("landed_at")),
+    )
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with _phase("parse", stats.timings):
-            overview = parsed.agg(
-                F.count(F.lit(1)).alias("lines"),
-                F.count_if(F.col("reason").isNotNull()).alias("bad"),
-                F.count_distinct("source_file").alias("files"),
-                F.unix_micros(F.min("landed_at")).alias("oldest"),
-                F.unix_micros(F.max("landed_at")).alias("newest"),
-            ).first()
-        stats.lines, stats.quarantined, stats.files = overview["lines"], overview["bad"], overview["files"]
-        if overview["oldest"] is not None:
-            stats.oldest_landed, stats.newest_landed = overview["oldest"] / 1e6, overview["newest"] / 1e6
+            latest, latest_seen = _observed(
+                parsed.transform(valid_events).transform(dedupe_events).transform(latest_per_txn)
+                .transform(with_posting_month),
+                f"ledgerlake-latest-{batch_id}", months=F.array_sort(F.collect_set("posting_month")))
+            latest = latest.localCheckpoint()
+            seen = overview.get
+        stats.lines, stats.quarantined, stats.files = seen["lines"], seen["bad"], seen["files"]
+        if seen["oldest"] is not None:
+            stats.oldest_landed, stats.newest_landed = seen["oldest"] / 1e6, seen["newest"] / 1e6
         stats.events = stats.lines - stats.quarantined
-        plan = _plan(lake, parsed, stats, load_id, window) if stats.events else None
+        plan = _plan(lake, latest, latest_seen.get["months"], stats, load_id, window) if stats.events else None
         if plan is not None:
             _write_transactions(lake, plan, stats, app_id, batch_id)
         if stats.quarantined:
@@ -223,37 +234,44 @@ class BatchPlan:
     changed_keys: list[str] | None    # their txn_ids, when few enough to name in a predicate
 
 
-def _plan(lake: Lake, parsed: DataFrame, stats: BatchStats, load_id: str, window: ServingWindow) -> BatchPlan:
-    """Decide per txn_id from the newest event and the lake as it is before this micro-batch."""
+def _plan(lake: Lake, latest: DataFrame, event_months: list[str], stats: BatchStats, load_id: str,
+          window: ServingWindow) -> BatchPlan:
+    """Decide per txn_id from its newest event (materialised) and the lake as it is before this micro-batch.
+
+    ``event_months``: the posting months of those events. The two lookups (the stream's state,
+    silver's batch rows in those months) are independent and mostly driver-side work, so they
+    run at once; a month that only the state names is looked up in silver afterwards.
+    """
     with _phase("plan", stats.timings):
-        with _phase("plan.latest", stats.timings):
-            latest = (parsed.transform(valid_events).transform(dedupe_events).transform(latest_per_txn)
-                      .transform(with_posting_month).localCheckpoint())
         ids = latest.select("txn_id")
-        # Materialised without lineage: later steps must not re-read (or re-plan) the Delta tables
-        # that this batch is about to change.
-        with _phase("plan.state", stats.timings):
-            state = (lake.read(STREAM_STATE.name).join(F.broadcast(ids), "txn_id", "left_semi")
-                     .transform(current_state).localCheckpoint())
-        with _phase("plan.months", stats.timings):
-            months = _distinct(latest.select("posting_month").unionByName(state.select("posting_month")))
-        silver_batch_rows = _batch_rows(lake, months, ids)
-        decided = latest.transform(plan_changes(state, silver_batch_rows.select("txn_id", "posting_month")))
-        with _phase("plan.rows", stats.timings):
-            rows = _change_rows(decided, load_id, window).localCheckpoint()
+        found = _concurrently(lake.spark, {
+            "state": _timed("plan.state", lambda: _state_lookup(lake, ids, stats.batch_id), stats.timings),
+            "batch rows": _timed("plan.batch_rows",
+                                 lambda: _batch_rows(lake, event_months, ids).localCheckpoint(), stats.timings),
+        })
+        (state, state_months), silver_batch_rows = found["state"], found["batch rows"]
+        if others := sorted(set(state_months) - set(event_months)):
+            silver_batch_rows = silver_batch_rows.unionByName(_batch_rows(lake, others, ids))
+        months = sorted(set(event_months) | set(state_months))
+        decided = latest.transform(plan_changes(state, silver_batch_rows))
         change = F.col("kind") == "change"
-        summary = (rows.groupBy("action", "kind", "serving_action", "old_month")
-                   .agg(F.count(F.lit(1)).alias("count"),
-                        F.slice(F.collect_list(F.when(change, F.col("txn_id"))), 1, MAX_LISTED_KEYS + 1).alias("keys"))
-                   .collect())
-        for r in summary:
-            stats.actions[r["action"]] = stats.actions.get(r["action"], 0) + r["count"]
-        stats.serving_upserts = sum(r["count"] for r in summary if r["serving_action"] == UPSERT)
-        changed_months = sorted({r["old_month"] for r in summary if r["kind"] == "change"})
-        n_changed = sum(r["count"] for r in summary if r["kind"] == "change")
+        with _phase("plan.rows", stats.timings):
+            rows, planned = _observed(
+                _change_rows(decided, load_id, window), f"ledgerlake-plan-{stats.batch_id}",
+                **{action: F.count_if(F.col("action") == action) for action in (UPSERT, CANCEL, STALE, BATCH)},
+                serving_upserts=F.count_if(F.col("serving_action") == UPSERT),
+                changed=F.count_if(change),
+                changed_months=F.array_sort(F.collect_set(F.when(change, F.col("old_month")))),
+                keys=F.slice(F.collect_list(F.when(change, F.col("txn_id"))), 1, MAX_LISTED_KEYS + 1),
+            )
+            rows = rows.localCheckpoint()
+            summary = planned.get
+        stats.actions = {action: summary[action] for action in (UPSERT, CANCEL, STALE, BATCH) if summary[action]}
+        stats.serving_upserts = summary["serving_upserts"]
+        changed_months = list(summary["changed_months"])
         keys = None
-        if changed_months and n_changed <= MAX_LISTED_KEYS:
-            keys = sorted(k for r in summary if r["kind"] == "change" for k in r["keys"])
+        if changed_months and summary["changed"] <= MAX_LISTED_KEYS:
+            keys = sorted(summary["keys"])
     return BatchPlan(rows, months, changed_months, keys)
 
 
@@ -290,31 +308,28 @@ def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: 
             writes["silver"] = lambda: append_transactions(lake, SILVER_TRANSACTIONS.name,
                                                            applied.where(F.col("action") == UPSERT), app_id, batch_id)
     with settings:
-        _concurrently({what: _timed(what, write, stats.timings) for what, write in writes.items()})
+        _concurrently(lake.spark, {what: _timed(what, write, stats.timings) for what, write in writes.items()})
 
 
-def _timed(what: str, work: Callable[[], None], timings: dict[str, float]) -> Callable[[], None]:
-    def timed() -> None:
+def _timed(what: str, work: Callable[[], T], timings: dict[str, float]) -> Callable[[], T]:
+    def timed() -> T:
         with _phase(what, timings):
-            work()
+            return work()
     return timed
 
 
-def _concurrently(work: dict[str, Callable[[], None]]) -> None:
-    """Run each callable in its own thread (Spark's job group carried over); wait for all, then raise the first error.
+def _concurrently(spark: SparkSession, work: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Run each callable in its own thread (Spark's job group and tags carried over); wait for all.
 
-    No write is left running when this returns or raises, so a failed batch is retried from
-    a quiet lake.
+    Returns their results by name, or raises the first error once all have finished: no work is
+    left running, so a failed batch is retried from a quiet lake.
     """
     if len(work) <= 1:
-        for fn in work.values():
-            fn()
-        return
-    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="ledgerlake-write") as pool:
-        futures = [pool.submit(inheritable_thread_target(fn)) for fn in work.values()]
-        wait(futures)
-    for future in futures:
-        future.result()
+        return {what: fn() for what, fn in work.items()}
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="ledgerlake-batch") as pool:
+        futures = {what: pool.submit(inheritable_thread_target(spark)(fn)) for what, fn in work.items()}
+        wait(futures.values())
+    return {what: future.result() for what, future in futures.items()}
 
 
 def _stream_parity(lake: Lake, plan: BatchPlan) -> DataFrame:
@@ -342,9 +357,18 @@ def _change_rows(plan: DataFrame, load_id: str, window: ServingWindow) -> DataFr
     })
 
 
-def _distinct(months: DataFrame) -> list[str]:
-    """The distinct non-null posting months of a small DataFrame (a handful of values)."""
-    return sorted(r[0] for r in months.where(F.col("posting_month").isNotNull()).distinct().collect())
+def _state_lookup(lake: Lake, ids: DataFrame, batch_id: int) -> tuple[DataFrame, list[str]]:
+    """The current stream state of these txn_ids (materialised), and the posting months it names."""
+    state, seen = _observed(
+        lake.read(STREAM_STATE.name).join(F.broadcast(ids), "txn_id", "left_semi").transform(current_state),
+        f"ledgerlake-state-{batch_id}", months=F.array_sort(F.collect_set("posting_month")))
+    return state.localCheckpoint(), seen.get["months"]
+
+
+def _observed(df: DataFrame, name: str, **metrics: Column) -> tuple[DataFrame, Observation]:
+    """``df`` with aggregate metrics observed on the first action that runs it (no job of their own)."""
+    observation = Observation(name)
+    return df.observe(observation, *(metric.alias(key) for key, metric in metrics.items())), observation
 
 
 def _batch_rows(lake: Lake, months: list[str], ids: DataFrame, full: bool = False) -> DataFrame:

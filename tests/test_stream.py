@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -189,6 +190,29 @@ def test_a_change_never_touches_batch_rows_or_other_streamed_rows(lake):
                        txn(8): (Decimal("9.99"), "core_banking")}, name
 
 
+def test_a_batch_row_is_found_in_the_month_the_state_names(lake):
+    """A correction that moves a txn_id to another month: silver is also searched in the month the state names.
+
+    The window between a batch file's silver commit and its handoff mark: the state still
+    says the row is streamed (in October), silver holds the batch's row there, and the event
+    names November. The batch row must still win, with no streamed copy in November.
+    """
+    from tests.event_files import batch_row
+
+    apply(lake, 0, {"m-00000.jsonl": [posted(1), posted(2)]})
+    batch = batch_row(lake.spark, 1, "9.99", "2026-10-05")
+    for name in ("silver.transactions", "serving.transactions_recent"):
+        lake.delta(name).delete(f"txn_id = '{txn(1)}'")
+        batch.write.format("delta").mode("append").save(lake.path(name))
+    stats = apply(lake, 1, {"m-00001.jsonl": [posted(1, seq=2, event_type="TXN_CORRECTED", amount="3.00",
+                                                     posted_at="2026-11-02T10:00:00Z")]})
+    assert stats.actions == {"BATCH": 1}
+    for name in ("silver.transactions", "serving.transactions_recent"):
+        got = sorted((r["txn_id"], r["posting_month"], r["source_system"], r["amount"]) for r in lake.read(name).collect())
+        assert got == [(txn(1), "2026-10", "core_banking", Decimal("9.99")),
+                       (txn(2), "2026-10", "events", Decimal("10.00"))], name
+
+
 def test_handoff_marks_streamed_txn_ids_as_batch_owned(lake):
     from ledgerlake.realtime import mark_batch_owned
     from tests.event_files import state
@@ -346,7 +370,7 @@ def test_long_running_stream_picks_up_new_files_and_stops_cleanly_on_sigterm(tmp
     warehouse, landing = tmp_path / "lake", tmp_path / "landing"
     write_landing(landing, "e-00000.jsonl", [posted(1)])
     proc = subprocess.Popen([str(BIN / "ledgerlake"), "stream", "--input", str(landing), "--trigger-seconds", "1",
-                             *SPARK_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "--log-level", "DEBUG", *SPARK_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(warehouse), cwd=REPO, start_new_session=True)
     try:
         commits = warehouse / "_checkpoints" / "stream-events" / "commits"
@@ -365,3 +389,6 @@ def test_long_running_stream_picks_up_new_files_and_stops_cleanly_on_sigterm(tmp
     assert proc.returncode == 0, err[-3000:]
     assert "SIGTERM received" in err and "stream stopped" in err
     assert "2 micro-batch(es)" in out and "1 cancellations" in out
+    # DEBUG: where each micro-batch's time went, in ledgerlake's phases and in Spark's trigger
+    assert re.search(r"batch 0: \d+ Spark jobs; parse [0-9.]+s, plan", err), err[-3000:]
+    assert re.search(r"trigger of batch 0: addBatch \d+ms", err), err[-3000:]
