@@ -80,6 +80,7 @@ CHANGE_APP_SUFFIX = "-merge"
 # Up to this many changed txn_ids are named in the overwrite's predicate (Delta skips files by
 # statistics); past it, the change is a MERGE joined on txn_id within the posting months.
 MAX_LISTED_KEYS = 2000
+_ACTIONS = (UPSERT, CANCEL, STALE, BATCH)   # what the plan decides per txn_id
 _DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
 
 
@@ -244,6 +245,8 @@ def _plan(lake: Lake, latest: DataFrame, event_months: list[str], stats: BatchSt
     """
     with _phase("plan", stats.timings):
         ids = latest.select("txn_id")
+        # Both lookups are materialised without lineage: later steps must not re-read (or re-plan)
+        # the Delta tables that this batch is about to change.
         found = _concurrently(lake.spark, {
             "state": _timed("plan.state", lambda: _state_lookup(lake, ids, stats.batch_id), stats.timings),
             "batch rows": _timed("plan.batch_rows",
@@ -258,7 +261,7 @@ def _plan(lake: Lake, latest: DataFrame, event_months: list[str], stats: BatchSt
         with _phase("plan.rows", stats.timings):
             rows, planned = _observed(
                 _change_rows(decided, load_id, window), f"ledgerlake-plan-{stats.batch_id}",
-                **{action: F.count_if(F.col("action") == action) for action in (UPSERT, CANCEL, STALE, BATCH)},
+                **{action: F.count_if(F.col("action") == action) for action in _ACTIONS},
                 serving_upserts=F.count_if(F.col("serving_action") == UPSERT),
                 changed=F.count_if(change),
                 changed_months=F.array_sort(F.collect_set(F.when(change, F.col("old_month")))),
@@ -266,7 +269,7 @@ def _plan(lake: Lake, latest: DataFrame, event_months: list[str], stats: BatchSt
             )
             rows = rows.localCheckpoint()
             summary = planned.get
-        stats.actions = {action: summary[action] for action in (UPSERT, CANCEL, STALE, BATCH) if summary[action]}
+        stats.actions = {action: summary[action] for action in _ACTIONS if summary[action]}
         stats.serving_upserts = summary["serving_upserts"]
         changed_months = list(summary["changed_months"])
         keys = None
