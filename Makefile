@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: venv
-	$(PY) -m ledgerlake.demo --data $(DEMO_DATA)
+	$(PY) -m ledgerlake.samples.demo --data $(DEMO_DATA)
 
 test: venv
 	$(PY) -m pytest
@@ -32,7 +32,7 @@ bench: venv
 # Local Airflow 3 (airflow standalone, SQLite in .airflow/) with the DAGs, connection, pools and variables.
 # Extra set-up flags: make airflow AIRFLOW_SETUP_ARGS="--landing cards=$$PWD/demo-data/cards --pool-slots cards=2"
 airflow: venv
-	$(PY) -m ledgerlake.airflow_setup --standalone $(AIRFLOW_SETUP_ARGS)
+	$(PY) -m ledgerlake.orchestration.airflow_setup --standalone $(AIRFLOW_SETUP_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

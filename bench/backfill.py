@@ -43,7 +43,7 @@ logging.getLogger("ledgerlake").setLevel(logging.INFO)
 from ledgerlake.config import LakeConfig
 from ledgerlake.session import build_session
 from ledgerlake.lake import open_lake
-from ledgerlake.discovery import discover, month_range
+from ledgerlake.load.discovery import discover, month_range
 from jobs.backfill import run_backfill
 from transforms.legacy import get_source
 data, lake_root = sys.argv[1], sys.argv[2]
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=str(REPO / ".bench"))
     args = parser.parse_args(argv)
 
-    from ledgerlake.generate import generate
+    from ledgerlake.samples.legacy import generate
 
     work = Path(args.workdir)
     data = work / f"core_{args.days}d_{args.records_per_day}"

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-backfill", action="store_true", help="time the full backfill of the same files first")
     args = parser.parse_args(argv)
 
-    from ledgerlake.generate import generate
+    from ledgerlake.samples.legacy import generate
 
     work = Path(args.workdir)
     data = work / f"core_{args.days}d_{args.records_per_day}"
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from expectations.report import write_report
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import open_lake
-    from ledgerlake.ledger import write_silver
+    from ledgerlake.load.sinks import write_silver
     from ledgerlake.session import build_session
     from tests.dq_helpers import classify
     from transforms.legacy import get_source

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from ledgerlake.eventgen import EventFactory, land_file, render  # noqa: E402
+from ledgerlake.samples.events import EventFactory, land_file, render  # noqa: E402
 
 CHECKPOINT = "_checkpoints/stream-events"
 

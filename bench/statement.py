@@ -5,7 +5,7 @@
 Builds (once; reused while the parameters match) a lake whose silver tier holds the
 whole history and whose serving tier holds the last --serving-months months, written
 the way daily loads and micro-batches leave them: about one file per day, every file
-spanning all accounts. A copy of it then gets the layout (ledgerlake.layout:
+spanning all accounts. A copy of it then gets the layout (ledgerlake.upkeep.layout:
 OPTIMIZE ... ZORDER BY (account_id) of every month of both tiers).
 
 Then, in one warm Spark session (as the statement command or the JDBC server keeps
@@ -99,9 +99,9 @@ def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, Path
 
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import open_lake
-    from ledgerlake.layout import LAYOUT_TABLES, month_files, optimize_months
+    from ledgerlake.query.statement import serving_window_start
     from ledgerlake.session import build_session
-    from ledgerlake.statement import serving_window_start
+    from ledgerlake.upkeep.layout import LAYOUT_TABLES, month_files, optimize_months
 
     raw, clustered = work / "unclustered", work / "clustered"
     marker = work / "_SUCCESS"
@@ -149,9 +149,9 @@ def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> di
     """Interleaved 12-month statements against every lake in one warm session."""
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import Lake
-    from ledgerlake.layout import scan_metrics
+    from ledgerlake.query.statement import QUERY_SPARK_CONF, in_statement_order, serving_window_start, statement_frame
     from ledgerlake.session import build_session
-    from ledgerlake.statement import QUERY_SPARK_CONF, in_statement_order, serving_window_start, statement_frame
+    from ledgerlake.upkeep.layout import scan_metrics
 
     spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values()))), spark_conf=QUERY_SPARK_CONF),
                           "bench-statement")
@@ -183,8 +183,8 @@ def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> di
 
 def measure_jdbc(args: argparse.Namespace, lake: Path, today: date) -> list[float]:
     """The same statements as SQL through `ledgerlake serve-sql` and beeline; beeline's own timings."""
-    from ledgerlake.serve_sql import spark_home
-    from ledgerlake.statement import COLUMNS, serving_window_start
+    from ledgerlake.query.serve_sql import spark_home
+    from ledgerlake.query.statement import COLUMNS, serving_window_start
 
     port = 10000 + random.Random().randrange(20000)
     server = subprocess.Popen([sys.executable, "-m", "ledgerlake.cli", "serve-sql", "--port", str(port),

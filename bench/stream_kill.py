@@ -9,7 +9,7 @@ kind -- at a random moment after it has committed a micro-batch, then restarted.
 After the last kill and the last file, one ``--available-now`` run finishes the zone.
 
 The lake must then equal, table by table, an uninterrupted run over the same files,
-and the outcome computed independently from the contract (ledgerlake.eventgen).
+and the outcome computed independently from the contract (ledgerlake.samples.events).
 Exit status 0 when it does. The CI test (tests/test_stream_kill.py) runs this with 3 kills.
 """
 
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from ledgerlake.eventgen import EventsOutcome, generate_events, land_file  # noqa: E402
+from ledgerlake.samples.events import EventsOutcome, generate_events, land_file  # noqa: E402
 
 TODAY = date(2026, 11, 26)
 CHECKPOINT = "_checkpoints/stream-events"
@@ -138,7 +138,7 @@ def plan_zone(files: int, events_per_file: int, seed: int) -> tuple[EventsOutcom
 def compare(spark, clean_root: str, crashed_root: str) -> dict[str, str]:  # noqa: ANN001
     """Tables that differ between the two lakes (empty when identical)."""
     from ledgerlake.lake import Lake
-    from ledgerlake.realtime import stream_snapshot
+    from ledgerlake.load.microbatch import stream_snapshot
 
     clean, crashed = stream_snapshot(Lake(spark, clean_root)), stream_snapshot(Lake(spark, crashed_root))
     return {name: f"{len(clean[name])} rows clean vs {len(crashed[name])} after kills"

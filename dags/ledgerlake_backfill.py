@@ -21,8 +21,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from ledgerlake.airflow_dags import BATCH_OUTLETS, LedgerlakeJob
-from ledgerlake.orchestration import BATCH_SOURCES, DEFAULT_ARGS, ParamsError, plan_backfill, pool_name
+from ledgerlake.orchestration.operator import BATCH_OUTLETS, LedgerlakeJob
+from ledgerlake.orchestration.planning import BATCH_SOURCES, DEFAULT_ARGS, ParamsError, plan_backfill, pool_name
 
 
 @dag(

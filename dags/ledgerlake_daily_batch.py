@@ -23,8 +23,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, PokeReturnValue, dag, task
 
-from ledgerlake.airflow_dags import BATCH_OUTLETS, SERVING, LedgerlakeJob
-from ledgerlake.orchestration import (
+from ledgerlake.orchestration.operator import BATCH_OUTLETS, SERVING, LedgerlakeJob
+from ledgerlake.orchestration.planning import (
     BATCH_SOURCES,
     DEFAULT_ARGS,
     ParamsError,

@@ -18,8 +18,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag
 
-from ledgerlake.airflow_dags import SERVING, LedgerlakeJob
-from ledgerlake.orchestration import DEFAULT_ARGS, DEFAULT_VACUUM_RETAIN_HOURS, VAR_VACUUM_RETAIN_HOURS
+from ledgerlake.orchestration.operator import SERVING, LedgerlakeJob
+from ledgerlake.orchestration.planning import DEFAULT_ARGS, DEFAULT_VACUUM_RETAIN_HOURS, VAR_VACUUM_RETAIN_HOURS
 
 
 @dag(

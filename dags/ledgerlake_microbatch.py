@@ -19,8 +19,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from ledgerlake.airflow_dags import STREAM_OUTLETS, LedgerlakeJob
-from ledgerlake.orchestration import DEFAULT_ARGS, EVENTS, landing_variable
+from ledgerlake.orchestration.operator import STREAM_OUTLETS, LedgerlakeJob
+from ledgerlake.orchestration.planning import DEFAULT_ARGS, EVENTS, landing_variable
 
 
 @task

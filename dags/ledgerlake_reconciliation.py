@@ -20,8 +20,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 
-from ledgerlake.airflow_dags import LOAD_LEDGER, PARITY, QUARANTINE, SILVER, LedgerlakeJob
-from ledgerlake.orchestration import DEFAULT_ARGS
+from ledgerlake.orchestration.operator import LOAD_LEDGER, PARITY, QUARANTINE, SILVER, LedgerlakeJob
+from ledgerlake.orchestration.planning import DEFAULT_ARGS
 
 
 @dag(

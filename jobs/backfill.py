@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args, parse_iso_date
 from ledgerlake.console import Progress, configure_logging, fail, render_table, timed
-from ledgerlake.discovery import BatchFile, Discovery, InputError, MonthRange, discover, month_range
+from ledgerlake.load.discovery import BatchFile, Discovery, InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
 from transforms.legacy.spec import SourceSpec
 
@@ -80,7 +80,7 @@ class BackfillResult:
     out_of_range: int = 0
     undated_skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    layout: list = field(default_factory=list)          # ledgerlake.layout.LayoutResult per tier laid out
+    layout: list = field(default_factory=list)          # ledgerlake.upkeep.layout.LayoutResult per tier laid out
     dq_reports: list[GateReport] = field(default_factory=list)   # the gate's report of every audited batch
     dq_report_path: str | None = None                   # the run's HTML data-quality report
     blocked: GateReport | None = None                   # the batch the gate blocked (the run stopped there)
@@ -165,7 +165,7 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
     The run stops at the first batch it blocks; the HTML report is written in any case.
     """
     from expectations.gate import BatchGate, GateFailure
-    from ledgerlake.ledger import known_files
+    from ledgerlake.load.sinks import known_files
 
     gate = gate or BatchGate.load(spec)
     result = BackfillResult(spec.name, months, out_of_range=found.out_of_range,
@@ -217,7 +217,7 @@ def run_backfill(lake, spec: SourceSpec, found: Discovery, months: MonthRange,  
             result.dq_report_path = write_report(lake, load_id, result.dq_reports)
     written = sorted(set().union(*(f.months for f in result.files)))
     if written:
-        from ledgerlake.layout import maintain_layout
+        from ledgerlake.upkeep.layout import maintain_layout
 
         # Months that received rows in earlier runs now hold several files: cluster them again.
         with timed(log, f"layout of {len(written)} month(s) written"):
@@ -298,8 +298,8 @@ def load_batch(lake, spec: SourceSpec, files: list[BatchFile], load_id: str,  # 
     from pyspark.sql import functions as F
 
     from expectations.gate import BatchGate, GateFailure, record_results
-    from ledgerlake.handoff import hand_over, record_parity, streamed_versions, sync_serving
-    from ledgerlake.ledger import record_files, write_quarantine, write_silver
+    from ledgerlake.load.handoff import hand_over, record_parity, streamed_versions, sync_serving
+    from ledgerlake.load.sinks import record_files, write_quarantine, write_silver
     from ledgerlake.serving import serving_window
     from transforms.validation import (
         NEW,

@@ -96,7 +96,7 @@ def parse_months(text: str | None) -> list[str] | None:
     """--months as a sorted list of YYYY-MM, or None when not given."""
     if text is None:
         return None
-    from ledgerlake.discovery import InputError, parse_month
+    from ledgerlake.load.discovery import InputError, parse_month
 
     months = []
     for part in text.split(","):
@@ -293,10 +293,10 @@ def optimize(lake: Lake, months: list[str] | None, days: int = DEFAULT_RECENT_DA
 
     Candidates are silver's months given (or written in the last ``days`` days) and every
     month of the serving tier; of those, only months where a lookup would read more than two
-    files or small files piled up are rewritten (``ledgerlake.layout.months_to_optimize``),
+    files or small files piled up are rewritten (``ledgerlake.upkeep.layout.months_to_optimize``),
     so running this often costs little.
     """
-    from ledgerlake.layout import months_to_optimize, optimize_months
+    from ledgerlake.upkeep.layout import months_to_optimize, optimize_months
 
     result = OptimizeResult()
     silver_months = months if months is not None else recently_written_months(lake, "silver.transactions", days)

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, fail, render_table, timed
-from ledgerlake.discovery import InputError, MonthRange, month_range
+from ledgerlake.load.discovery import InputError, MonthRange, month_range
 
 log = logging.getLogger("ledgerlake.reconcile")
 

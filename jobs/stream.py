@@ -4,7 +4,7 @@
     spark-submit jobs/stream.py --input PATH [--available-now] ...
 
 Spark Structured Streaming over the landing zone's ``*.jsonl`` files, checkpointed
-inside the lake. Each micro-batch is applied by ``ledgerlake.realtime.apply_batch``:
+inside the lake. Each micro-batch is applied by ``ledgerlake.load.microbatch.apply_batch``:
 bad lines to ops.quarantine, repeats dropped, the highest sequence per txn_id merged
 into silver.transactions and, inside the serving window, serving.transactions_recent;
 cancellations leave a tombstone in ops.stream_state. Every write is guarded by a Delta
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
     from ledgerlake.lake import Lake
-    from ledgerlake.realtime import BatchStats
+    from ledgerlake.load.microbatch import BatchStats
 
 log = logging.getLogger("ledgerlake.stream")
 
@@ -280,7 +280,7 @@ def start_stream(lake: Lake, config: LakeConfig, landing: str, checkpoint: str, 
                  ) -> StreamingQuery:
     """Start the streaming query whose foreachBatch applies each micro-batch to the lake."""
     from ledgerlake.lake import Lake
-    from ledgerlake.realtime import apply_batch
+    from ledgerlake.load.microbatch import apply_batch
     from ledgerlake.serving import serving_window
 
     def foreach_batch(batch: DataFrame, batch_id: int) -> None:

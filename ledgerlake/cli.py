@@ -9,11 +9,11 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": ("jobs.backfill", "load a legacy feed's batch files into silver.transactions"),
     "dq": ("expectations.dq", "data-quality suites, reports (ops.dq_results) and serving audit"),
-    "generate": ("ledgerlake.generate", "write contract-conformant sample legacy files"),
-    "sql": ("ledgerlake.sql", "run Spark SQL against the lake's tables"),
+    "generate": ("ledgerlake.samples.legacy", "write contract-conformant sample legacy files"),
+    "sql": ("ledgerlake.query.sql", "run Spark SQL against the lake's tables"),
     "reconcile": ("jobs.reconcile", "check the lake against control totals, the ledger and the stream"),
-    "statement": ("ledgerlake.statement", "print one account's transactions in a date range, oldest first"),
-    "serve-sql": ("ledgerlake.serve_sql", "serve the lake's tables over JDBC/ODBC (Spark Thrift Server)"),
+    "statement": ("ledgerlake.query.statement", "print one account's transactions in a date range, oldest first"),
+    "serve-sql": ("ledgerlake.query.serve_sql", "serve the lake's tables over JDBC/ODBC (Spark Thrift Server)"),
     "stream": ("jobs.stream", "apply the real-time events landing zone to silver and the serving tier"),
     "maintain": ("jobs.maintain", "serving-tier roll-off, OPTIMIZE/Z-ORDER and VACUUM of the lake's tables"),
 }

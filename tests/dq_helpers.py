@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledgerlake.discovery import discover, month_range
+from ledgerlake.load.discovery import discover, month_range
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,7 +50,7 @@ def classify(lake: Lake, source: str, path: Path | str, keep_rule_inputs: bool =
 
     from expectations.gate import rule_columns
     from jobs.backfill import MAX_LISTED_SUSPECTS, cached_columns, read_batch
-    from ledgerlake.ledger import known_files
+    from ledgerlake.load.sinks import known_files
     from transforms.legacy import get_source
     from transforms.validation import (
         duplicate_suspects,
@@ -101,7 +101,7 @@ def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
     from pyspark.sql import functions as F
 
     from expectations.gate import record_results
-    from ledgerlake.ledger import write_quarantine, write_silver
+    from ledgerlake.load.sinks import write_quarantine, write_silver
 
     classified = corrupt(batch.classified) if corrupt else batch.classified
     report = gate.audit(lake, classified=classified, files=batch.verdicts, existing=batch.existing,

@@ -65,7 +65,7 @@ def files_frame(spark, files: dict[str, list[dict[str, Any] | str]], newline: st
 def apply(lake: Lake, batch_id: int, files: dict[str, list[dict[str, Any] | str]],
           window: ServingWindow = WINDOW, app_id: str = APP_ID):  # noqa: ANN201
     """Apply one micro-batch of landing files to the lake, as the stream's foreachBatch does."""
-    from ledgerlake.realtime import apply_batch
+    from ledgerlake.load.microbatch import apply_batch
 
     return apply_batch(lake, files_frame(lake.spark, files), batch_id, app_id, window)
 
@@ -81,7 +81,7 @@ def state(lake: Lake) -> dict[str, dict[str, Any]]:
 
 
 def snapshot(lake: Lake) -> dict[str, list[tuple]]:
-    from ledgerlake.realtime import stream_snapshot
+    from ledgerlake.load.microbatch import stream_snapshot
 
     return stream_snapshot(lake)
 
@@ -93,7 +93,7 @@ def versions(lake: Lake) -> dict[str, int]:
 
 
 def write_landing(folder: Path, name: str, events: list[dict[str, Any] | str]) -> Path:
-    from ledgerlake.eventgen import land_file
+    from ledgerlake.samples.events import land_file
 
     return land_file(folder, name, [line(e) for e in events])
 

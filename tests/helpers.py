@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs.backfill import BackfillResult, run_backfill
-from ledgerlake.discovery import discover, month_range
 from ledgerlake.lake import Lake
+from ledgerlake.load.discovery import discover, month_range
 from transforms.legacy import get_source
 
 

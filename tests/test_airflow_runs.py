@@ -1,6 +1,6 @@
 """Airflow itself runs the DAGs (``airflow dags test``) on tiny files, through spark-submit; the tables are checked.
 
-One throwaway AIRFLOW_HOME and SQLite metadata DB for the module, set up by ``ledgerlake.airflow_setup``
+One throwaway AIRFLOW_HOME and SQLite metadata DB for the module, set up by ``ledgerlake.orchestration.airflow_setup``
 exactly as ``make airflow`` does; each DAG run is a subprocess with the project's dags folder and a
 temporary lake (LEDGERLAKE_WAREHOUSE).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgerlake.airflow_setup import airflow_env
+from ledgerlake.orchestration.airflow_setup import airflow_env
 from tests.helpers import table_snapshot
 from tests.legacy_files import card_line, cards_file, core_detail, core_file, core_trailer
 
@@ -63,7 +63,7 @@ def airflow(tmp_path_factory) -> Airflow:
     config.write_text('[spark]\nconf = { "spark.sql.shuffle.partitions" = "2", "spark.default.parallelism" = "2" }\n')
     env = airflow_env(root / "home", base={**os.environ, "LEDGERLAKE_CONFIG": str(config),
                                            "LEDGERLAKE_WAREHOUSE": str(root / "unused-lake")})
-    setup = [sys.executable, "-m", "ledgerlake.airflow_setup", "--spark-master", "local[2]", "--driver-memory", "1g",
+    setup = [sys.executable, "-m", "ledgerlake.orchestration.airflow_setup", "--spark-master", "local[2]", "--driver-memory", "1g",
              "--landing", f"core_banking={root / 'daily' / 'core'}", "--landing", f"cards={root / 'daily' / 'cards'}"]
     first = subprocess.run(setup, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]

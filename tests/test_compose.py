@@ -98,5 +98,5 @@ def test_spark_driver_and_executors_share_the_lake_and_the_repository(config):
     assert services["airflow-scheduler"]["environment"]["SPARK_LOCAL_HOSTNAME"] == "airflow-scheduler"
     assert services["airflow-scheduler"]["hostname"] == "airflow-scheduler"
     init = " ".join(services["airflow-init"]["command"])
-    assert "ledgerlake.airflow_setup" in init and "--spark-master spark://spark-master:7077" in init
+    assert "ledgerlake.orchestration.airflow_setup" in init and "--spark-master spark://spark-master:7077" in init
     assert {"lake", "postgres", "minio"} <= set(config["volumes"])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgerlake.airflow_setup import airflow_env
-from ledgerlake.orchestration import BATCH_SOURCES, SPARK_CONN_ID, pool_name
+from ledgerlake.orchestration.airflow_setup import airflow_env
+from ledgerlake.orchestration.planning import BATCH_SOURCES, SPARK_CONN_ID, pool_name
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_IDS = ["ledgerlake_backfill", "ledgerlake_daily_batch", "ledgerlake_microbatch", "ledgerlake_maintenance",

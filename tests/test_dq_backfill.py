@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from jobs.backfill import BackfillResult, render_summary, run_backfill
 from ledgerlake.config import LakeConfig
-from ledgerlake.discovery import discover, month_range
+from ledgerlake.load.discovery import discover, month_range
 from tests.legacy_files import core_detail, core_file
 from transforms.legacy import get_source
 

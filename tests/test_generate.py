@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 try:
-    from ledgerlake import generate as gen
+    from ledgerlake.samples import legacy as gen
 except ImportError:  # tests run from a plain checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ledgerlake import generate as gen
+    from ledgerlake.samples import legacy as gen
 
 START = date(2024, 2, 27)
 CURRENCIES = set(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from jobs.backfill import run_backfill
 from ledgerlake.config import LakeConfig
-from ledgerlake.discovery import discover, month_range
 from ledgerlake.lake import Lake
+from ledgerlake.load.discovery import discover, month_range
 from tests.event_files import TODAY, apply, posted, rows, state, txn
 from tests.helpers import table_snapshot
 from tests.legacy_files import core_detail, core_file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledgerlake.generate import generate
+from ledgerlake.samples.legacy import generate
 from tests.helpers import backfill, ledger, table_snapshot
 
 VOLATILE = ("load_id", "ingested_at", "processed_at", "quarantined_at")
@@ -40,8 +40,8 @@ def test_generated_files_load_as_their_manifest_says(lake, files):
 
 @pytest.mark.parametrize("crash_in", ["write_silver", "record_files"])
 def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, monkeypatch, crash_in):
-    from ledgerlake import ledger as ledger_module
     from ledgerlake.lake import open_lake
+    from ledgerlake.load import sinks as ledger_module
 
     folder, _ = files
     clean = open_lake(spark, str(tmp_path / "clean"))

@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from ledgerlake.layout import (
+from ledgerlake.query.statement import SERVING, SILVER, statement_frame
+from ledgerlake.upkeep.layout import (
     LayoutError,
     maintain_layout,
     month_files,
@@ -15,7 +16,6 @@ from ledgerlake.layout import (
     optimize_months,
     scan_metrics,
 )
-from ledgerlake.statement import SERVING, SILVER, statement_frame
 from tests.lake_rows import txn, write_rows
 
 ACCOUNTS = [f"{n:012d}" for n in range(100, 160)]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgerlake.airflow_setup import SetupError, airflow_env, build_parser, settings_from_args
-from ledgerlake.orchestration import ParamsError, files_for_day, parse_business_date, plan_backfill
+from ledgerlake.orchestration.airflow_setup import SetupError, airflow_env, build_parser, settings_from_args
+from ledgerlake.orchestration.planning import ParamsError, files_for_day, parse_business_date, plan_backfill
 from tests.legacy_files import card_line, cards_file, core_detail, core_file
 
 
@@ -121,7 +121,7 @@ def test_job_operator_fails_final_exit_codes_without_retry(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from ledgerlake.airflow_dags import LedgerlakeJob
+    from ledgerlake.orchestration.operator import LedgerlakeJob
 
     job = tmp_path / "job.py"
     job.write_text("import sys\nprint('report of the job')\nsys.exit(int(sys.argv[1]))\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs.reconcile import reconcile, render_report
-from ledgerlake.discovery import month_range
+from ledgerlake.load.discovery import month_range
 from tests.helpers import backfill
 from tests.legacy_files import card_line, cards_file, core_detail, core_file
 from tests.test_core_banking_ebcdic import detail as ebcdic_detail

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgerlake.serve_sql import spark_home
-from ledgerlake.statement import SERVING, SILVER
+from ledgerlake.query.serve_sql import spark_home
+from ledgerlake.query.statement import SERVING, SILVER
 from tests.lake_rows import txn, write_rows
 
 BIN = Path(sys.executable).parent

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgerlake.statement import (
+from ledgerlake.query.statement import (
     COLUMNS,
     SERVING,
     SILVER,

@@ -41,7 +41,7 @@ def stream_available_now(lake, landing: Path, today: date = TODAY, max_files: in
 
 def test_delta_skips_a_merge_whose_txn_version_is_committed(lake):
     """The session settings txnAppId/txnVersion guard MERGE on this Delta version, not only appends."""
-    from ledgerlake.realtime import idempotent_writes
+    from ledgerlake.load.microbatch import idempotent_writes
 
     spark = lake.spark
     table = lake.delta("ops.stream_state")
@@ -113,8 +113,8 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
                                                              crash_in, call, after_commit):
     import shutil
 
-    from ledgerlake import realtime
     from ledgerlake.lake import open_lake
+    from ledgerlake.load import microbatch as realtime
 
     after_first, clean = replay_base
     if crash_in == "merge_transactions":
@@ -151,7 +151,7 @@ def test_changes_read_only_the_months_a_batch_touches(lake, monkeypatch, max_key
     Both ways of writing it: the overwrite naming the changed txn_ids, and the MERGE for
     batches with too many of them to name.
     """
-    from ledgerlake import realtime
+    from ledgerlake.load import microbatch as realtime
 
     monkeypatch.setattr(realtime, "MAX_LISTED_KEYS", max_keys)
     apply(lake, 0, {"g-00000.jsonl": [posted(1), posted(2, posted_at="2026-03-03T10:00:00Z"),
@@ -214,7 +214,7 @@ def test_a_batch_row_is_found_in_the_month_the_state_names(lake):
 
 
 def test_handoff_marks_streamed_txn_ids_as_batch_owned(lake):
-    from ledgerlake.realtime import mark_batch_owned
+    from ledgerlake.load.microbatch import mark_batch_owned
     from tests.event_files import state
 
     apply(lake, 0, {"h-00000.jsonl": [posted(1), posted(2)]})
@@ -266,7 +266,7 @@ def test_sample_landing_zone_matches_expected(lake, samples):
 
 
 def test_generated_zone_in_small_batches_matches_the_contract_outcome(lake, tmp_path):
-    from ledgerlake.eventgen import generate_events
+    from ledgerlake.samples.events import generate_events
 
     landing = tmp_path / "landing"
     outcome, _ = generate_events(landing, files=8, events_per_file=30, seed=3)

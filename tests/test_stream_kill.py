@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ledgerlake.eventgen import land_file
+from ledgerlake.samples.events import land_file
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run(spark, tmp_path):
     from bench.stream_kill import check_outcome, crash_run, plan_zone
     from ledgerlake.lake import Lake, open_lake
-    from ledgerlake.realtime import stream_snapshot
+    from ledgerlake.load.microbatch import stream_snapshot
     from tests.test_stream import stream_available_now
 
     outcome, contents = plan_zone(files=16, events_per_file=30, seed=5)

@@ -1,7 +1,7 @@
 """Airflow set-up for ledgerlake: Spark connection, a pool per legacy feed, variables; and ``make airflow``.
 
-    python -m ledgerlake.airflow_setup                  # migrate the metadata DB, create/update the objects
-    python -m ledgerlake.airflow_setup --standalone     # the same, then `airflow standalone` with the DAGs
+    python -m ledgerlake.orchestration.airflow_setup                  # migrate the metadata DB, create/update the objects
+    python -m ledgerlake.orchestration.airflow_setup --standalone     # the same, then `airflow standalone` with the DAGs
 
 Idempotent. The connection always follows the given Spark master. Pools and variables
 are created when missing; an existing one changes only when its value is given
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ledgerlake.config import default_warehouse
 from ledgerlake.console import fail
-from ledgerlake.orchestration import (
+from ledgerlake.orchestration.planning import (
     BATCH_SOURCES,
     DEFAULT_DRIVER_MEMORY,
     DEFAULT_POOL_SLOTS,
@@ -233,7 +233,7 @@ def standalone(env: dict[str, str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ledgerlake.airflow_setup",
+        prog="python -m ledgerlake.orchestration.airflow_setup",
         description="Create the Airflow connection, pools and variables of the ledgerlake DAGs (idempotent).",
     )
     parser.add_argument("--home", metavar="DIR", help=f"AIRFLOW_HOME (env AIRFLOW_HOME; default {DEFAULT_HOME})")

@@ -12,7 +12,7 @@ from warehouse.tables import LOAD_LEDGER, QUARANTINE, SILVER_TRANSACTIONS
 
 if TYPE_CHECKING:
     from jobs.backfill import FileResult
-    from ledgerlake.discovery import BatchFile
+    from ledgerlake.load.discovery import BatchFile
 
 
 def known_files(lake: Lake, source_system: str, shas: list[str]) -> dict[str, dict[str, Any]]:
@@ -62,7 +62,7 @@ def write_silver(lake: Lake, rows: DataFrame, load_id: str, app_id: str, replace
             "publish silver.transactions",
         )
         return
-    from ledgerlake.realtime import idempotent_writes
+    from ledgerlake.load.microbatch import idempotent_writes
     from transforms.events import SOURCE_SYSTEM as STREAMED
 
     values = {c: f"s.{c}" for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"}

@@ -30,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from jobs.backfill import render_summary, run_backfill
-    from ledgerlake.discovery import discover, month_range
-    from ledgerlake.generate import generate
     from ledgerlake.lake import open_lake
+    from ledgerlake.load.discovery import discover, month_range
+    from ledgerlake.query.sql import print_result
+    from ledgerlake.samples.legacy import generate
     from ledgerlake.session import build_session
-    from ledgerlake.sql import print_result
     from transforms.legacy import get_source
 
     today = config.current_date()

@@ -15,9 +15,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from ledgerlake.config import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The batch feeds of transforms.legacy.SOURCES (a test keeps the two equal); listed here so that
 # parsing a DAG file does not import the feed declarations (and with them PySpark).
@@ -92,7 +93,7 @@ def probe_business_dates(source: str, input_path: str) -> list[tuple[str, date |
 def plan_backfill(source: str | None, input_path: str | None, month_from: str | None,
                   month_to: str | None) -> list[list[str]]:
     """Check a backfill's params and plan one job per business month that has files: its arguments."""
-    from ledgerlake.discovery import InputError, month_range
+    from ledgerlake.load.discovery import InputError, month_range
     from transforms.legacy import UnknownSourceError, get_source
 
     try:

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ledgerlake.lake import Lake, with_conflict_retry
-from ledgerlake.realtime import idempotent_writes, mark_batch_owned, write_parity
+from ledgerlake.load.microbatch import idempotent_writes, mark_batch_owned, write_parity
 from ledgerlake.serving import ServingWindow
 from transforms.events import SOURCE_SYSTEM as STREAMED
 from transforms.parity import parity_rows

@@ -1332,7 +1332,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ledgerlake.generate``."""
+    """``python -m ledgerlake.samples.legacy``."""
     parser = argparse.ArgumentParser(prog="ledgerlake generate", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -8,7 +8,7 @@ kind. :class:`EventsOutcome` is computed in plain Python from the contract's
 semantics (the highest sequence per txn_id wins; a cancellation removes it), so
 tests and benchmarks compare what the lake holds with an independent answer.
 
-    python -m ledgerlake.eventgen --out /tmp/landing --files 20 --events-per-file 50 --seed 1
+    python -m ledgerlake.samples.events --out /tmp/landing --files 20 --events-per-file 50 --seed 1
 
 Files are written under a temporary name and renamed, as the contract's producers do.
 """
@@ -239,7 +239,7 @@ def generate_events(out: Path, files: int = 20, events_per_file: int = 40, seed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ledgerlake.eventgen",
+    parser = argparse.ArgumentParser(prog="python -m ledgerlake.samples.events",
                                      description="Write a deterministic events landing zone and its expected outcome.")
     parser.add_argument("--out", required=True, type=Path, help="landing directory to write")
     parser.add_argument("--files", type=int, default=20)

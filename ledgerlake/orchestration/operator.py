@@ -8,7 +8,13 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from ledgerlake.orchestration import DEFAULT_DRIVER_MEMORY, FINAL_EXIT_CODES, SPARK_CONN_ID, VAR_DRIVER_MEMORY, job_path
+from ledgerlake.orchestration.planning import (
+    DEFAULT_DRIVER_MEMORY,
+    FINAL_EXIT_CODES,
+    SPARK_CONN_ID,
+    VAR_DRIVER_MEMORY,
+    job_path,
+)
 
 
 def table_asset(table: str) -> Asset:

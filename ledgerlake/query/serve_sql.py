@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, fail
-from ledgerlake.statement import QUERY_SPARK_CONF
+from ledgerlake.query.statement import QUERY_SPARK_CONF
 
 log = logging.getLogger(__name__)
 
