@@ -20,11 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(PY) -m ledgerlake.samples.demo --data $(DEMO_DATA)
 
+# Two test processes (one Spark session each), a test file per process at a time; the 15 slowest tests last.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+
 test: venv
-	$(PY) -m pytest
+	$(PYTEST)
 
 test-fast: venv
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: venv
 	$(PY) bench/backfill.py
@@ -36,6 +40,7 @@ airflow: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(DEMO_DATA) warehouse/lake .pytest_cache

@@ -44,7 +44,7 @@ from ledgerlake.config import LakeConfig
 from ledgerlake.session import build_session
 from ledgerlake.lake import open_lake
 from ledgerlake.load.discovery import discover, month_range
-from jobs.backfill import run_backfill
+from ledgerlake.load.backfill import run_backfill
 from transforms.legacy import get_source
 data, lake_root = sys.argv[1], sys.argv[2]
 spark = build_session(LakeConfig(warehouse=lake_root), "bench-backfill")

@@ -99,7 +99,7 @@ def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, Path
 
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import open_lake
-    from ledgerlake.query.statement import serving_window_start
+    from ledgerlake.serving import window_for
     from ledgerlake.session import build_session
     from ledgerlake.upkeep.layout import LAYOUT_TABLES, month_files, optimize_months
 
@@ -114,7 +114,7 @@ def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, Path
     lake = open_lake(spark, str(raw))
     first = date(today.year - args.years, today.month, 1) + timedelta(days=31)
     first = date(first.year, first.month, 1)
-    window = serving_window_start(today, args.serving_months)
+    window = window_for(today, args.serving_months).first_day
     data = history(spark, args.transactions, first, today, args.accounts, args.seed)
     days = (today - first).days + 1
 
@@ -149,14 +149,15 @@ def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> di
     """Interleaved 12-month statements against every lake in one warm session."""
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import Lake
-    from ledgerlake.query.statement import QUERY_SPARK_CONF, in_statement_order, serving_window_start, statement_frame
+    from ledgerlake.query.statement import QUERY_SPARK_CONF, in_statement_order, statement_frame
+    from ledgerlake.serving import window_for
     from ledgerlake.session import build_session
-    from ledgerlake.upkeep.layout import scan_metrics
+    from tests.scan_metrics import scan_metrics
 
     spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values()))), spark_conf=QUERY_SPARK_CONF),
                           "bench-statement")
     opened = {name: Lake(spark, str(root)) for name, root in lakes.items()}
-    window = serving_window_start(today, args.serving_months)
+    window = window_for(today, args.serving_months).first_day
     start = date(today.year - 1, today.month, 1) + timedelta(days=31)
     start = date(start.year, start.month, 1)                                 # 12 calendar months
     rnd = random.Random(args.seed)
@@ -183,8 +184,9 @@ def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> di
 
 def measure_jdbc(args: argparse.Namespace, lake: Path, today: date) -> list[float]:
     """The same statements as SQL through `ledgerlake serve-sql` and beeline; beeline's own timings."""
-    from ledgerlake.query.serve_sql import spark_home
-    from ledgerlake.query.statement import COLUMNS, serving_window_start
+    from ledgerlake.query.statement import COLUMNS
+    from ledgerlake.serving import window_for
+    from ledgerlake.session import spark_home
 
     port = 10000 + random.Random().randrange(20000)
     server = subprocess.Popen([sys.executable, "-m", "ledgerlake.cli", "serve-sql", "--port", str(port),
@@ -194,7 +196,7 @@ def measure_jdbc(args: argparse.Namespace, lake: Path, today: date) -> list[floa
         for line in server.stdout:
             if "serving lake" in line:
                 break
-        window = serving_window_start(today, args.serving_months)
+        window = window_for(today, args.serving_months).first_day
         start = date(today.year - 1, today.month, 1) + timedelta(days=31)
         start = date(start.year, start.month, 1)
         rnd = random.Random(args.seed)

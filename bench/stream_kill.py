@@ -138,7 +138,7 @@ def plan_zone(files: int, events_per_file: int, seed: int) -> tuple[EventsOutcom
 def compare(spark, clean_root: str, crashed_root: str) -> dict[str, str]:  # noqa: ANN001
     """Tables that differ between the two lakes (empty when identical)."""
     from ledgerlake.lake import Lake
-    from ledgerlake.load.microbatch import stream_snapshot
+    from tests.event_files import snapshot as stream_snapshot
 
     clean, crashed = stream_snapshot(Lake(spark, clean_root)), stream_snapshot(Lake(spark, crashed_root))
     return {name: f"{len(clean[name])} rows clean vs {len(crashed[name])} after kills"

@@ -105,31 +105,30 @@ def report(config, run_id: str | None) -> int:  # noqa: ANN001
 
 def audit_serving_now(config, suites_dir: str | None) -> int:  # noqa: ANN001
     """``dq audit-serving``: the serving suite over the whole tier; exit 1 on a critical failure."""
-    from expectations.gate import audit_serving, record_results
-    from expectations.report import load_run, terminal_summary, write_report
-    from expectations.suite import SuiteError, load_suite
+    from expectations.gate import TableGate, audit_serving
+    from expectations.report import load_run, terminal_summary
+    from expectations.suite import SuiteError
     from ledgerlake.lake import open_lake
     from ledgerlake.session import build_session
 
     try:
-        load_suite("serving_transactions", suites_dir)      # a broken suite stops here, before Spark starts
+        gate = TableGate.load("serving.transactions_recent", suites_dir)   # a broken suite stops here
     except SuiteError as exc:
         return fail("dq", str(exc))
     spark = build_session(config, "ledgerlake-dq-audit-serving")
     lake = open_lake(spark, config.warehouse)
     run_id = f"audit-serving-{uuid.uuid4().hex[:12]}"
-    result = audit_serving(lake, run_id=run_id, today=config.current_date(),
-                           serving_months=config.serving_months, suites_dir=suites_dir)
-    if not result.results:
+    audited = audit_serving(lake, gate, run_id=run_id, today=config.current_date(),
+                            serving_months=config.serving_months)
+    if audited is None:
         print("serving.transactions_recent is empty: nothing to audit")
         return 0
-    record_results(lake, result)
-    path = write_report(lake, run_id)
+    report, path = audited
     run = load_run(lake, run_id)
     assert run is not None
     print(terminal_summary(run))
     print(f"report: {path}")
-    return 1 if result.blocked else 0
+    return 1 if report.blocked else 0
 
 
 if __name__ == "__main__":

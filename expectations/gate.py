@@ -36,6 +36,7 @@ from expectations.metrics import (
     table_pass,
 )
 from expectations.plan import PAIR_EQUAL, WINDOW_END, WINDOW_START, Expectation, plan_suite
+from expectations.report import result_rows, write_report
 from expectations.suite import (
     CRITICAL,
     LEGACY_BATCH,
@@ -314,10 +315,6 @@ class BatchGate:
         table = TableGate.load(SILVER_TRANSACTIONS.name, suites_dir)
         return cls(spec, suite, expectations, table)
 
-    @property
-    def all_expectations(self) -> list[Expectation]:
-        return self.expectations + self.table_gate.expectations
-
     def audit(self, lake: Lake, *, classified: DataFrame, files: Iterable[Any] | Mapping[str, Any],
               existing: DataFrame | None, run_id: str, batch_id: str | None = None) -> GateReport:
         """Audit a batch before its publish.
@@ -471,12 +468,19 @@ def gate_columns(spec: SourceSpec, columns: list[str]) -> list[str]:
     return [c for c in rule_columns(spec, columns) if c not in published]
 
 
-def audit_serving(lake: Lake, *, run_id: str, today: date, serving_months: int,
-                  suites_dir: Path | str | None = None) -> GateReport:
-    """Audit the whole serving tier (after maintenance, or on demand with ``ledgerlake dq audit-serving``)."""
-    gate = TableGate.load(SERVING_TRANSACTIONS.name, suites_dir)
-    existing = lake.read(SERVING_TRANSACTIONS.name)
-    return gate.audit(lake, existing=existing, run_id=run_id, today=today, serving_months=serving_months)
+def audit_serving(lake: Lake, gate: TableGate, *, run_id: str, today: date,
+                  serving_months: int) -> tuple[GateReport, str | None] | None:
+    """Audit the whole serving tier (after maintenance, or on demand with ``ledgerlake dq audit-serving``).
+
+    The results go to ops.dq_results and the run's HTML report (whose path comes back with
+    the report); None when the tier is empty.
+    """
+    report = gate.audit(lake, existing=lake.read(SERVING_TRANSACTIONS.name), run_id=run_id, today=today,
+                        serving_months=serving_months)
+    if not report.results:
+        return None
+    record_results(lake, report)
+    return report, write_report(lake, run_id, [report])
 
 
 def record_results(lake: Lake, *reports: GateReport) -> int:
@@ -492,19 +496,6 @@ def record_results(lake: Lake, *reports: GateReport) -> int:
     with_conflict_retry(lambda: data.write.format("delta").mode("append").save(lake.path(DQ_RESULTS)),
                         "write ops.dq_results")
     return len(rows)
-
-
-def result_rows(report: GateReport) -> list[dict[str, Any]]:
-    """The report as ops.dq_results rows (column order of the table)."""
-    blocked = report.blocked
-    return [{
-        "run_id": report.run_id, "batch_id": report.batch_id, "suite": r.suite, "expectation": r.expectation,
-        "expectation_type": r.expectation_type, "severity": r.severity, "success": r.success,
-        "observed_value": r.observed_value, "threshold": r.threshold, "details": r.details,
-        "source_system": report.source_system, "source_file": r.source_file, "scope": r.scope,
-        "scope_value": r.scope_value, "table_name": report.table, "publish_blocked": blocked,
-        "checked_at": report.checked_at,
-    } for r in report.results]
 
 
 def _accepted_facts(files: Iterable[Any] | Mapping[str, Any]) -> list[FileFacts]:

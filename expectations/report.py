@@ -162,8 +162,6 @@ def write_report(lake: Lake, run_id: str | None = None, reports: list[GateReport
     built from them; otherwise from ops.dq_results (default run: the latest).
     """
     if reports:
-        from expectations.gate import result_rows
-
         run_id = run_id or reports[0].run_id
         rows = [row for report in reports if report.run_id == run_id for row in result_rows(report)]
         run = summarize(run_id, rows) if rows else None
@@ -380,3 +378,16 @@ def _write_text(lake: Lake, path: str, text: str) -> None:
         stream.write(bytearray(text.encode("utf-8")))
     finally:
         stream.close()
+
+
+def result_rows(report: GateReport) -> list[dict[str, Any]]:
+    """The report as ops.dq_results rows (column order of the table)."""
+    blocked = report.blocked
+    return [{
+        "run_id": report.run_id, "batch_id": report.batch_id, "suite": r.suite, "expectation": r.expectation,
+        "expectation_type": r.expectation_type, "severity": r.severity, "success": r.success,
+        "observed_value": r.observed_value, "threshold": r.threshold, "details": r.details,
+        "source_system": report.source_system, "source_file": r.source_file, "scope": r.scope,
+        "scope_value": r.scope_value, "table_name": report.table, "publish_blocked": blocked,
+        "checked_at": report.checked_at,
+    } for r in report.results]

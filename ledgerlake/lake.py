@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from warehouse.tables import ALL_TABLES, TableDef
 
@@ -29,6 +30,33 @@ def is_conflict(exc: BaseException) -> bool:
     """True for Delta's retryable write-write conflicts."""
     text = f"{type(exc).__name__} {exc}"
     return any(marker in text for marker in _CONFLICT_MARKERS)
+
+
+# Delta's idempotent-write settings: a write whose (app id, version) the table has already
+# committed is skipped. DataFrame writes take them as options, MERGE from the session.
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+
+@contextmanager
+def session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Session settings for the statements inside, restored afterwards."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> AbstractContextManager[None]:
+    """Delta commits inside are skipped when the table already holds (app_id, version)."""
+    return session_settings(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(version)})
 
 
 def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
@@ -59,9 +87,17 @@ class Lake:
     def ensure(self, names: list[str] | None = None) -> Lake:
         """Create missing tables and register all of them by location in this session's catalog."""
         for name in names or list(ALL_TABLES):
-            with_conflict_retry(lambda n=name: self._create(ALL_TABLES[n]), f"create {name}")
+            if not self._has_log(name):
+                with_conflict_retry(lambda n=name: self._create(ALL_TABLES[n]), f"create {name}")
         self.register()
         return self
+
+    def _has_log(self, name: str) -> bool:
+        """True when the table's Delta log has its first commit, or a checkpoint once log clean-up removed
+        that: two existence checks, no snapshot read."""
+        log_dir = f"{self.path(name)}/_delta_log"
+        fs, first = hadoop_fs(self.spark, f"{log_dir}/{0:020d}.json")
+        return bool(fs.exists(first) or fs.exists(hadoop_fs(self.spark, f"{log_dir}/_last_checkpoint")[1]))
 
     def _create(self, table: TableDef) -> None:
         from delta.tables import DeltaTable
@@ -80,19 +116,22 @@ class Lake:
 
     def register(self) -> None:
         """Point the session catalog's names at this lake's table locations."""
+        known = _registered(self.spark)
         for table in ALL_TABLES.values():
             location = self.path(table)
-            if not self.exists(table.name):
+            if known.get(table.name) == location or not self.exists(table.name):
                 continue
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.schema_name}")
             current = self._registered_location(table.name)
             if current is not None and current.rstrip("/").removeprefix("file:") == location.removeprefix("file:"):
+                known[table.name] = location
                 continue
             if current is not None:
                 # Another lake was registered under this name earlier in the session: re-point it.
                 # The table is external, so dropping the name leaves the data in place.
                 self.spark.sql(f"DROP TABLE IF EXISTS {table.name}")
             self.spark.sql(f"CREATE TABLE IF NOT EXISTS {table.name} USING DELTA LOCATION '{location}'")
+            known[table.name] = location
 
     def _registered_location(self, name: str) -> str | None:
         """Where the session catalog's name points ("" if that location no longer holds a table)."""
@@ -110,9 +149,7 @@ class Lake:
         return None
 
     def exists(self, name: str) -> bool:
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(self.spark, self.path(name))
+        return self._has_log(name)
 
     def read(self, name: str) -> DataFrame:
         return self.spark.read.format("delta").load(self.path(name))
@@ -126,11 +163,21 @@ class Lake:
         """The table's latest commit version, from the Delta log (no data scan)."""
         return int(self.delta(name).history(1).first()["version"])
 
-    def is_empty(self, name: str) -> bool:
-        """True while nothing was ever written after the table's creation (commit 0)."""
-        return self.version(name) == 0
+
+def _registered(spark: SparkSession) -> dict[str, str]:
+    """Table name -> location this process registered in the session's catalog (skips re-checking it)."""
+    if not hasattr(spark, "_ledgerlake_registered"):
+        spark._ledgerlake_registered = {}  # type: ignore[attr-defined]
+    return spark._ledgerlake_registered  # type: ignore[attr-defined]
 
 
 def open_lake(spark: SparkSession, root: str) -> Lake:
     """The lake at root, its tables created if missing and registered by name."""
     return Lake(spark, root).ensure()
+
+
+def hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    """Hadoop's FileSystem and Path for a URI: one API for local disks and object stores alike."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path  # noqa: SLF001

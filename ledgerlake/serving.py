@@ -51,10 +51,6 @@ class ServingWindow:
         """SQL: the DATE column lies in the window (NULL is outside)."""
         return f"coalesce({column} BETWEEN DATE'{self.first_day}' AND DATE'{self.last_day}', FALSE)"
 
-    def month_condition(self, column: str = "posting_month") -> str:
-        """SQL over the partition column: prunes whole months."""
-        return f"coalesce({column} BETWEEN '{self.first_month}' AND '{self.last_month}', FALSE)"
-
     def __iter__(self):  # noqa: ANN204 - lets callers write ``first, last = serving_window(config)``
         return iter((self.first_month, self.last_month))
 
@@ -73,8 +69,3 @@ def window_for(today: date, months: int) -> ServingWindow:
 def serving_window(config: LakeConfig) -> ServingWindow:
     """The serving window as configured: --serving-months back from --today (or the system date)."""
     return window_for(config.current_date(), config.serving_months)
-
-
-def in_serving_window(config: LakeConfig, column: str = "posting_date") -> str:
-    """SQL condition: the DATE column lies inside the configured serving window."""
-    return serving_window(config).sql_condition(column)

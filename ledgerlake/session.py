@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledgerlake.config import LakeConfig
@@ -17,6 +18,13 @@ log = logging.getLogger(__name__)
 # Pinned with the delta-spark wheel: Maven artifacts carry the Spark minor version.
 DELTA_VERSION = "4.4.0"
 SCALA_VERSION = "2.13"
+
+
+def spark_home() -> Path:
+    """The Spark distribution inside the installed PySpark (bin/, conf/, jars/)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
 
 
 def delta_package() -> str:
@@ -102,3 +110,37 @@ def _check_delta(spark: SparkSession) -> None:
             f"--packages {delta_package()} (the Makefile's set-up writes this into "
             "spark-defaults.conf of the project's virtualenv)"
         )
+
+
+def small_commit_conf() -> dict[str, str]:
+    """Session settings for many small commits; --conf overrides them.
+
+    Delta rebuilds a table's snapshot after every commit, with 50 shuffle partitions by
+    default: on a few cores that dominates a micro-batch, so match it to the machine.
+    A micro-batch's cost is mostly fixed (planning, generated code, Delta's log), not per event.
+    """
+    partitions = str(min(8, max(2, os.cpu_count() or 2)))
+    return {
+        "spark.databricks.delta.snapshotPartitions": partitions,
+        # A micro-batch's shuffles carry a few thousand rows: a partition per core, planned once.
+        # Adaptive execution would re-plan after every shuffle stage, a Spark job each.
+        "spark.sql.shuffle.partitions": partitions,
+        "spark.sql.adaptive.enabled": "false",
+        # Every micro-batch plans the same few dozen queries; keep all their generated classes
+        # (the default keeps 100) so a batch does not compile them, and the JIT them, again.
+        "spark.sql.codegen.cache.maxEntries": "2000",
+        # Row projections interpreted, not generated. Every task that reads a Delta log or writes
+        # a commit's files builds projections over Delta's nested action schema (add files, stats,
+        # deletion vectors); generating their Java source costs more than a micro-batch's few
+        # thousand rows ever take to evaluate. Whole-stage code generation is unaffected.
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        # Every micro-batch adds a small file to each table it writes (one per month). Unchecked,
+        # they pile up all day and every lookup of ops.stream_state reads them all, so micro-batches
+        # slow down as the day goes on. Delta compacts a table's small files right after the
+        # commit that brings them to 50 (auto compaction, a separate commit).
+        "spark.databricks.delta.autoCompact.enabled": "true",
+        # PySpark records the Python call site of every Column function for error messages: several
+        # JVM round trips and a stack walk per call, a few hundred calls per micro-batch. Errors
+        # still name the failing operation; they lose only the Python line that built it.
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
+    }

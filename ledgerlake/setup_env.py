@@ -14,15 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ledgerlake.session import delta_package
+from ledgerlake.session import delta_package, spark_home
 
 MARK = "# written by ledgerlake.setup_env"
-
-
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
 
 
 def write_spark_defaults() -> Path:

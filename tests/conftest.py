@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,11 +36,31 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.stop()
 
 
-@pytest.fixture
-def lake(spark, tmp_path: Path):
+@pytest.fixture(scope="session")
+def empty_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake whose tables were created once for the run: tests start from copies of it."""
     from ledgerlake.lake import open_lake
 
-    return open_lake(spark, str(tmp_path / "lake"))
+    root = tmp_path_factory.mktemp("template") / "lake"
+    open_lake(spark, str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def new_lake(spark, empty_lake: Path):
+    """``new_lake(path)``: an empty lake at path, as ``open_lake`` creates it (a copy of the template)."""
+    from ledgerlake.lake import open_lake
+
+    def _new(path: Path | str):
+        shutil.copytree(empty_lake, path)
+        return open_lake(spark, str(path))
+
+    return _new
+
+
+@pytest.fixture
+def lake(new_lake, tmp_path: Path):
+    return new_lake(tmp_path / "lake")
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +70,50 @@ def samples() -> Path:
             pytest.fail(f"contract samples not found at {SAMPLES} (set LEDGERLAKE_SHARED)")
         pytest.skip(f"contract samples not found at {SAMPLES}")
     return SAMPLES
+
+
+@dataclass
+class CliRun:
+    """What a ``ledgerlake`` command returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def ledgerlake_cli(spark, capsys: pytest.CaptureFixture[str]):
+    """``ledgerlake_cli(*args)``: run a ``ledgerlake`` command in this process, on the test session's Spark.
+
+    For tests about what a command does and prints, not about the process: no JVM to start.
+    Log lines stay out of the captured output (pytest holds the logging), so ``stderr`` holds
+    what the command prints for the user. Settings a command applies to the session are undone.
+    """
+    from ledgerlake import cli
+
+    def run(*args: str) -> CliRun:
+        conf = dict(spark.conf.getAll)
+        capsys.readouterr()
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:       # argparse errors
+            code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            _restore_conf(spark, conf)
+        out = capsys.readouterr()
+        return CliRun(code, out.out, out.err)
+
+    return run
+
+
+def _restore_conf(spark, conf: dict[str, str]) -> None:  # noqa: ANN001
+    for key, value in dict(spark.conf.getAll).items():
+        if conf.get(key) == value:
+            continue
+        try:
+            if key in conf:
+                spark.conf.set(key, conf[key])
+            else:
+                spark.conf.unset(key)
+        except Exception:  # noqa: BLE001 - static settings cannot change after start: nothing to undo
+            pass

@@ -49,8 +49,7 @@ def classify(lake: Lake, source: str, path: Path | str, keep_rule_inputs: bool =
     from pyspark.sql import functions as F
 
     from expectations.gate import rule_columns
-    from jobs.backfill import MAX_LISTED_SUSPECTS, cached_columns, read_batch
-    from ledgerlake.load.sinks import known_files
+    from ledgerlake.load.backfill import MAX_LISTED_SUSPECTS, cached_columns, known_files, read_batch
     from transforms.legacy import get_source
     from transforms.validation import (
         duplicate_suspects,
@@ -102,6 +101,7 @@ def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
 
     from expectations.gate import record_results
     from ledgerlake.load.sinks import write_quarantine, write_silver
+    from transforms.publish import to_quarantine_rows, to_silver_rows
 
     classified = corrupt(batch.classified) if corrupt else batch.classified
     report = gate.audit(lake, classified=classified, files=batch.verdicts, existing=batch.existing,
@@ -110,6 +110,10 @@ def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
     if report.blocked:
         return report
     if any(c["verdict"] == "QUARANTINED" for c in report.verdict_counts):
-        write_quarantine(lake, classified.where(F.col("verdict") == "QUARANTINED"), gate.spec.source_system, run_id)
-    write_silver(lake, classified.where(F.col("verdict") == "NEW"), run_id, app_id=f"test-{batch.batch_id}")
+        write_quarantine(lake, classified.where(F.col("verdict") == "QUARANTINED")
+                         .withColumnRenamed("file_sha", "source_sha256")
+                         .transform(to_quarantine_rows(gate.spec.source_system, run_id)))
+    write_silver(lake, classified.where(F.col("verdict") == "NEW")
+                 .withColumn("event_sequence", F.lit(None).cast("bigint")).transform(to_silver_rows(run_id)),
+                 app_id=f"test-{batch.batch_id}")
     return report

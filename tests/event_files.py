@@ -80,10 +80,26 @@ def state(lake: Lake) -> dict[str, dict[str, Any]]:
     return {r["txn_id"]: r.asDict() for r in lake.read("ops.stream_state").transform(current_state).collect()}
 
 
-def snapshot(lake: Lake) -> dict[str, list[tuple]]:
-    from ledgerlake.load.microbatch import stream_snapshot
+VOLATILE_COLUMNS = ("load_id", "ingested_at", "quarantined_at", "updated_at", "batch_id", "detected_at")
+STREAM_TABLES = ("silver.transactions", "serving.transactions_recent", "ops.quarantine", "ops.parity")
 
-    return stream_snapshot(lake)
+
+def snapshot(lake: Lake) -> dict[str, list[tuple[str, ...]]]:
+    """What the stream wrote, comparable across runs: sorted rows without run-specific columns.
+
+    ops.stream_state is taken as it stands per txn_id, not as its log (how many versions
+    the log holds depends on how the files fell into micro-batches).
+    """
+    from transforms.events import current_state
+
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for name in STREAM_TABLES:
+        df = lake.read(name)
+        df = df.drop(*[c for c in VOLATILE_COLUMNS if c in df.columns])
+        out[name] = sorted(tuple(str(v) for v in r) for r in df.collect())
+    out["ops.stream_state"] = sorted(tuple(str(v) for v in r)
+                                     for r in lake.read("ops.stream_state").transform(current_state).collect())
+    return out
 
 
 def versions(lake: Lake) -> dict[str, int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.backfill import BackfillResult, run_backfill
 from ledgerlake.lake import Lake
+from ledgerlake.load.backfill import BackfillResult, run_backfill
 from ledgerlake.load.discovery import discover, month_range
 from transforms.legacy import get_source
 
@@ -17,11 +17,9 @@ def backfill(lake: Lake, source: str, path: Path | str, start: str | None = None
     return run_backfill(lake, spec, discover(spec, str(path), months), months, batch_bytes=batch_bytes)
 
 
-def load_fresh(spark, root: Path, source: str) -> tuple[Lake, BackfillResult]:  # noqa: ANN001
-    """Backfill ``root/in`` into a new lake at ``root/lake``."""
-    from ledgerlake.lake import open_lake
-
-    lake = open_lake(spark, str(root / "lake"))
+def load_fresh(new_lake, root: Path, source: str) -> tuple[Lake, BackfillResult]:  # noqa: ANN001
+    """Backfill ``root/in`` into a new lake at ``root/lake`` (``new_lake``: the conftest fixture)."""
+    lake = new_lake(root / "lake")
     return lake, backfill(lake, source, root / "in")
 
 

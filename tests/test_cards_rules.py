@@ -32,10 +32,10 @@ GOOD = [
 
 
 @pytest.fixture(scope="module")
-def record_lake(spark, tmp_path_factory):
+def record_lake(new_lake, tmp_path_factory):
     root = tmp_path_factory.mktemp("cards_records")
     cards_file(root / "in", GOOD + [line for line, _ in RECORD_CASES.values()])
-    lake, result = load_fresh(spark, root, "cards")
+    lake, result = load_fresh(new_lake, root, "cards")
     quarantine = {r["record_no"]: r.asDict() for r in lake.read("ops.quarantine").collect()}
     return lake, result, quarantine
 
@@ -104,11 +104,11 @@ FILE_EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def file_lake(spark, tmp_path_factory):
+def file_lake(new_lake, tmp_path_factory):
     root = tmp_path_factory.mktemp("cards_files")
     (root / "in").mkdir()
     cases = _file_cases(root / "in")
-    lake, result = load_fresh(spark, root, "cards")
+    lake, result = load_fresh(new_lake, root, "cards")
     return lake, result, cases
 
 

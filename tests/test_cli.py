@@ -36,7 +36,7 @@ def ledgerlake(*args: str, warehouse: Path) -> subprocess.CompletedProcess:
     (["--source", "core_banking", "--input", "{data}", "--from", "2024-13"], "--from must be a month YYYY-MM"),
     (["--source", "core_banking", "--input", "{unreadable}"], "cannot read"),
 ])
-def test_bad_input_is_one_line_error_and_touches_nothing(tmp_path, args, message):
+def test_bad_input_is_one_line_error_and_touches_nothing(tmp_path, args, message, ledgerlake_cli):
     (tmp_path / "empty").mkdir()
     core_file(tmp_path / "data", [core_detail()])
     (tmp_path / "unreadable").mkdir()
@@ -45,7 +45,7 @@ def test_bad_input_is_one_line_error_and_touches_nothing(tmp_path, args, message
             for a in args]
     warehouse = tmp_path / "lake"
 
-    proc = run([str(BIN / "ledgerlake"), "backfill", *args], warehouse)
+    proc = ledgerlake_cli("backfill", *args, "--warehouse", str(warehouse))
 
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -62,7 +62,7 @@ def test_help_lists_commands():
 
 
 @pytest.mark.slow
-def test_backfill_cli_end_to_end(tmp_path):
+def test_backfill_cli_end_to_end(tmp_path, ledgerlake_cli):
     data, warehouse = tmp_path / "data", tmp_path / "lake"
     gen = run([str(BIN / "ledgerlake"), "generate", "--source", "core_banking", "--out", str(data), "--days", "40",
                      "--start", "2024-01-20", "--records-per-day", "30", "--inject-errors",
@@ -76,28 +76,28 @@ def test_backfill_cli_end_to_end(tmp_path):
     assert "1 rejected" in first.stdout and "CONTROL_TOTAL_MISMATCH" in first.stdout
     assert "files 41/41" in first.stderr              # progress on the terminal
 
-    counts = ledgerlake("sql", "SELECT status, count(*) AS n FROM ops.load_ledger GROUP BY status ORDER BY status",
-                        "--format", "json", warehouse=warehouse)
+    counts = ledgerlake_cli("sql", "SELECT status, count(*) AS n FROM ops.load_ledger GROUP BY status ORDER BY status",
+                            "--format", "json", "--warehouse", str(warehouse))
     assert counts.returncode == 0, counts.stderr
     assert [json.loads(line) for line in counts.stdout.splitlines()] == [
         {"status": "LOADED", "n": 40}, {"status": "REJECTED", "n": 1}]
-    rows = ledgerlake("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
-                      warehouse=warehouse)
+    rows = ledgerlake_cli("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
+                          "--warehouse", str(warehouse))
     assert rows.stdout.splitlines() == ["n", str(manifest["summary"]["silver_rows"])]
 
-    again = ledgerlake("backfill", "--source", "core_banking", "--input", str(data), warehouse=warehouse)
+    again = ledgerlake_cli("backfill", "--source", "core_banking", "--input", str(data), "--warehouse", str(warehouse))
     assert again.returncode == 1 and "0 loaded" in again.stdout and "41 skipped" in again.stdout
-    rows_again = ledgerlake("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
-                            warehouse=warehouse)
+    rows_again = ledgerlake_cli("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
+                                "--warehouse", str(warehouse))
     assert rows_again.stdout == rows.stdout
 
-    bad_sql = ledgerlake("sql", "SELECT nope FROM silver.transactions", warehouse=warehouse)
+    bad_sql = ledgerlake_cli("sql", "SELECT nope FROM silver.transactions", "--warehouse", str(warehouse))
     assert bad_sql.returncode == 1
     assert bad_sql.stderr.strip().splitlines()[-1].startswith("ledgerlake sql: error: [UNRESOLVED_COLUMN")
 
 
 @pytest.mark.slow
-def test_spark_submit_runs_the_same_job(tmp_path):
+def test_spark_submit_runs_the_same_job(tmp_path, ledgerlake_cli):
     from ledgerlake.setup_env import write_spark_defaults
 
     write_spark_defaults()
@@ -111,6 +111,6 @@ def test_spark_submit_runs_the_same_job(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 loaded, 0 rejected" in proc.stdout
     assert "1 file(s) outside the month range" in proc.stdout
-    check = ledgerlake("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
-                       warehouse=warehouse)
+    check = ledgerlake_cli("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
+                           "--warehouse", str(warehouse))
     assert check.stdout.splitlines() == ["n", "5"]

@@ -46,11 +46,11 @@ GOOD = [
 
 
 @pytest.fixture(scope="module")
-def record_lake(spark, tmp_path_factory):
+def record_lake(new_lake, tmp_path_factory):
     root = tmp_path_factory.mktemp("core_records")
     details = GOOD + list(RECORD_CASES.values())
     core_file(root / "in", details)
-    lake, result = load_fresh(spark, root, "core_banking")
+    lake, result = load_fresh(new_lake, root, "core_banking")
     quarantine = {r["record_no"]: r.asDict() for r in lake.read("ops.quarantine").collect()}
     return lake, result, quarantine
 
@@ -159,10 +159,10 @@ FILE_EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def file_lake(spark, tmp_path_factory):
+def file_lake(new_lake, tmp_path_factory):
     root = tmp_path_factory.mktemp("core_files")
     cases = _file_cases(root / "in")
-    lake, result = load_fresh(spark, root, "core_banking")
+    lake, result = load_fresh(new_lake, root, "core_banking")
     return lake, result, cases
 
 

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.backfill import BackfillResult, render_summary, run_backfill
 from ledgerlake.config import LakeConfig
+from ledgerlake.load.backfill import BackfillResult, render_summary, run_backfill
 from ledgerlake.load.discovery import discover, month_range
 from tests.legacy_files import core_detail, core_file
 from transforms.legacy import get_source
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CONFIG = LakeConfig(today=date(2024, 3, 20))          # March 2024 is inside the serving window
 WRITTEN = ("silver.transactions", "serving.transactions_recent", "ops.quarantine", "ops.load_ledger", "ops.parity")
 DAY2 = "CORE_TXN_20240302_000001.dat"
@@ -61,12 +56,11 @@ def _set(column: str, value: str, where: str):  # noqa: ANN202
 
 
 @pytest.fixture(scope="module")
-def loaded(spark, tmp_path_factory):
+def loaded(spark, tmp_path_factory, new_lake):
     """Day 1 published through the gated backfill; day 2 (5 good records, 1 quarantined) waiting."""
-    from ledgerlake.lake import open_lake
 
     root = tmp_path_factory.mktemp("dq_backfill")
-    lake = open_lake(spark, str(root / "lake"))
+    lake = new_lake(root / "lake")
     core_file(root / "day1", [core_detail(txn_id=cb(i), amount=f"-{i}.00") for i in range(1, 5)], "20240301")
     first = run(lake, root / "day1")
     core_file(root / "day2", [core_detail(txn_id=cb(10 + i), posting_date="20240302", value_date="20240302")
@@ -173,30 +167,14 @@ def test_after_a_block_later_batches_wait_and_a_rerun_loads_everything(loaded, m
     assert "warning: legacy_batch.large_amount (warning) failed for file CORE_TXN_20240303_000001.dat" in summary
 
 
-CHILD = """
-import sys
-from pyspark.sql import functions as F
-import transforms.validation as validation
-original = validation.with_duplicate_verdict
-def corrupted(*args, **kwargs):
-    step = original(*args, **kwargs)
-    return lambda df: step(df).withColumn("account_id", F.lit(None).cast("string"))
-validation.with_duplicate_verdict = corrupted
-from jobs.backfill import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 @pytest.mark.slow
-def test_cli_exit_status_message_and_report(spark, tmp_path):
+def test_cli_exit_status_message_and_report(spark, tmp_path, monkeypatch, ledgerlake_cli):
     core_file(tmp_path / "in", [core_detail(txn_id=cb(1)), core_detail(txn_id=cb(2))], "20240301")
     warehouse = tmp_path / "lake"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "LEDGERLAKE_DRIVER_MEMORY": "1g", "LEDGERLAKE_WAREHOUSE": str(warehouse)}
-    spark_args = ["--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2", "--today", "2024-03-20"]
+    corrupting(monkeypatch, lambda df: df.withColumn("account_id", F.lit(None).cast("string")))
 
-    blocked = subprocess.run([sys.executable, "-c", CHILD, "--source", "core_banking", "--input", str(tmp_path / "in"),
-                              *spark_args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    blocked = ledgerlake_cli("backfill", "--source", "core_banking", "--input", str(tmp_path / "in"),
+                             "--warehouse", str(warehouse), "--today", "2024-03-20")
 
     assert blocked.returncode == 1, blocked.stderr[-3000:]
     error = [line for line in blocked.stderr.splitlines() if line.startswith("ledgerlake backfill: error:")]
@@ -218,7 +196,7 @@ def test_cli_exit_status_message_and_report(spark, tmp_path):
     assert lake.version("silver.transactions") == lake.version("ops.load_ledger") == 0
 
 
-def test_cli_bad_suite_stops_the_backfill_before_any_data_is_read(tmp_path):
+def test_cli_bad_suite_stops_the_backfill_before_any_data_is_read(tmp_path, ledgerlake_cli):
     from expectations.suite import SUITES_DIR
 
     folder = tmp_path / "suites"
@@ -228,9 +206,8 @@ def test_cli_bad_suite_stops_the_backfill_before_any_data_is_read(tmp_path):
     core_file(tmp_path / "in", [core_detail()])
     warehouse = tmp_path / "lake"
 
-    proc = subprocess.run([str(BIN / "ledgerlake"), "backfill", "--source", "core_banking", "--input",
-                           str(tmp_path / "in"), "--expectations", str(folder), "--warehouse", str(warehouse)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = ledgerlake_cli("backfill", "--source", "core_banking", "--input", str(tmp_path / "in"),
+                          "--expectations", str(folder), "--warehouse", str(warehouse))
 
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -31,12 +31,11 @@ DAY1, DAY2, DAY3 = "CORE_TXN_20240301_000001.dat", "CORE_TXN_20240302_000001.dat
 
 
 @pytest.fixture(scope="module")
-def gated(spark, tmp_path_factory):
+def gated(spark, tmp_path_factory, new_lake):
     """A lake whose silver holds day 1 (published through the gate) and a classified batch of days 2 and 3."""
-    from ledgerlake.lake import open_lake
 
     root = tmp_path_factory.mktemp("dq_gate")
-    lake = open_lake(spark, str(root / "lake"))
+    lake = new_lake(root / "lake")
     gate = BatchGate.load(get_source("core_banking"))
     core_file(root / "day1", [core_detail(txn_id=cb(i), amount=f"-{i}.00") for i in range(1, 5)], "20240301")
     first = classify(lake, "core_banking", root / "day1")

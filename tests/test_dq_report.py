@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -67,19 +65,15 @@ def test_results_are_rows_and_the_report_shows_the_failures(lake):
 
 
 @pytest.mark.slow
-def test_dq_report_command(lake):
+def test_dq_report_command(lake, ledgerlake_cli):
     record_results(lake, *sample_reports())
-    env = {**os.environ, "LEDGERLAKE_WAREHOUSE": lake.root, "LEDGERLAKE_DRIVER_MEMORY": "1g"}
 
-    proc = subprocess.run([str(BIN / "ledgerlake"), "dq", "report", "--master", "local[1]",
-                           "--conf", "spark.sql.shuffle.partitions=1"], capture_output=True, text=True, env=env,
-                          timeout=600)
+    proc = ledgerlake_cli("dq", "report", "--warehouse", lake.root, "--conf", "spark.sql.shuffle.partitions=1")
 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"report: {lake.root}/reports/dq/run_run-A.html" in proc.stdout
     assert "silver_transactions.txn_id_unique" in proc.stdout and "BLOCKED" in proc.stdout
     assert Path(lake.root, "reports", "dq", "run_run-A.html").is_file()
 
-    unknown = subprocess.run([str(BIN / "ledgerlake"), "dq", "report", "--run-id", "nope", "--master", "local[1]"],
-                             capture_output=True, text=True, env=env, timeout=600)
+    unknown = ledgerlake_cli("dq", "report", "--run-id", "nope", "--warehouse", lake.root)
     assert unknown.returncode == 2 and "no data-quality results for run 'nope'" in unknown.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -142,21 +141,19 @@ def test_a_missing_suite_file_is_named(tmp_path):
         BatchGate.load(SOURCES["core_banking"], tmp_path)
 
 
-def test_cli_lists_suites_and_rejects_a_bad_one(tmp_path):
-    ok = subprocess.run([str(BIN / "ledgerlake"), "dq", "suites", "--source", "cards"], capture_output=True,
-                        text=True, timeout=120)
+def test_cli_lists_suites_and_rejects_a_bad_one(tmp_path, ledgerlake_cli):
+    ok = ledgerlake_cli("dq", "suites", "--source", "cards")
     assert ok.returncode == 0, ok.stderr
     assert "record_rule[BAD_MCC]" in ok.stdout and "txn_id_unique" in ok.stdout
 
     folder = broken_suites(tmp_path, "unknown_column")
-    bad = subprocess.run([str(BIN / "ledgerlake"), "dq", "suites", "--expectations", str(folder)],
-                         capture_output=True, text=True, timeout=120)
+    bad = ledgerlake_cli("dq", "suites", "--expectations", str(folder))
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "acount_id" in lines[0] and lines[0].startswith("ledgerlake dq: error:")
 
 
-def test_audit_with_a_bad_suite_stops_before_spark_starts(tmp_path):
+def test_audit_with_a_bad_suite_stops_before_spark_starts(tmp_path, ledgerlake_cli):
     folder = broken_suites(tmp_path, "unknown_column_table")
     folder.joinpath("legacy_batch.yml").unlink()
     shutil.copy(SUITES_DIR / "serving_transactions.yml", folder)
@@ -164,8 +161,7 @@ def test_audit_with_a_bad_suite_stops_before_spark_starts(tmp_path):
         (folder / "serving_transactions.yml").read_text().replace("column: posting_date", "column: posted_on", 1))
     warehouse = tmp_path / "lake"
 
-    proc = subprocess.run([str(BIN / "ledgerlake"), "dq", "audit-serving", "--expectations", str(folder),
-                           "--warehouse", str(warehouse)], capture_output=True, text=True, timeout=120)
+    proc = ledgerlake_cli("dq", "audit-serving", "--expectations", str(folder), "--warehouse", str(warehouse))
 
     assert proc.returncode == 2
     assert "posted_on" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

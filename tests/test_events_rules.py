@@ -166,10 +166,9 @@ BATCHES = [
 
 
 @pytest.fixture(scope="module")
-def scenario(spark, tmp_path_factory):
-    from ledgerlake.lake import open_lake
+def scenario(spark, tmp_path_factory, new_lake):
 
-    lake = open_lake(spark, str(tmp_path_factory.mktemp("rules") / "lake"))
+    lake = new_lake(tmp_path_factory.mktemp("rules") / "lake")
     book = batch_row(spark, 11, "9.99", "2026-10-05")
     for table in ("silver.transactions", "serving.transactions_recent"):
         book.write.format("delta").mode("append").save(lake.path(table))

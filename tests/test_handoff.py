@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from jobs.backfill import run_backfill
 from ledgerlake.config import LakeConfig
 from ledgerlake.lake import Lake
+from ledgerlake.load.backfill import run_backfill
 from ledgerlake.load.discovery import discover, month_range
 from tests.event_files import TODAY, apply, posted, rows, state, txn
 from tests.helpers import table_snapshot

@@ -39,16 +39,15 @@ def test_generated_files_load_as_their_manifest_says(lake, files):
 
 
 @pytest.mark.parametrize("crash_in", ["write_silver", "record_files"])
-def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, monkeypatch, crash_in):
-    from ledgerlake.lake import open_lake
+def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, monkeypatch, crash_in, new_lake):
     from ledgerlake.load import sinks as ledger_module
 
     folder, _ = files
-    clean = open_lake(spark, str(tmp_path / "clean"))
+    clean = new_lake(tmp_path / "clean")
     backfill(clean, "core_banking", folder, batch_bytes=12_000)
     expected = snapshot(clean)
 
-    crashed = open_lake(spark, str(tmp_path / "crashed"))
+    crashed = new_lake(tmp_path / "crashed")
     real = getattr(ledger_module, crash_in)
     calls = {"n": 0}
 
@@ -70,13 +69,12 @@ def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, monke
     assert snapshot(crashed) == expected
 
 
-def test_month_ranges_in_any_order_give_the_full_load(spark, tmp_path, files):
-    from ledgerlake.lake import open_lake
+def test_month_ranges_in_any_order_give_the_full_load(spark, tmp_path, files, new_lake):
 
     folder, _ = files
-    whole = open_lake(spark, str(tmp_path / "whole"))
+    whole = new_lake(tmp_path / "whole")
     backfill(whole, "core_banking", folder)
-    split = open_lake(spark, str(tmp_path / "split"))
+    split = new_lake(tmp_path / "split")
     feb = backfill(split, "core_banking", folder, "2024-02", "2024-02")
     jan = backfill(split, "core_banking", folder, "2024-01", "2024-01")
 

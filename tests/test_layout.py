@@ -14,9 +14,9 @@ from ledgerlake.upkeep.layout import (
     month_files,
     months_to_optimize,
     optimize_months,
-    scan_metrics,
 )
 from tests.lake_rows import txn, write_rows
+from tests.scan_metrics import scan_metrics
 
 ACCOUNTS = [f"{n:012d}" for n in range(100, 160)]
 MONTHS = ["2024-01", "2024-02"]
@@ -97,13 +97,12 @@ def test_layout_rejects_what_is_not_a_month_or_a_clustered_table(lake):
         optimize_months(lake, "ops.quarantine", ["2024-01"])
 
 
-def test_backfill_clusters_a_month_again_once_daily_loads_pile_up(spark, tmp_path):
+def test_backfill_clusters_a_month_again_once_daily_loads_pile_up(spark, tmp_path, new_lake):
     """Each daily load adds a file to its month; when lookups would read more than two, the backfill re-clusters."""
-    from ledgerlake.lake import open_lake
     from tests.helpers import backfill
     from tests.legacy_files import core_detail, core_file
 
-    lake = open_lake(spark, str(tmp_path / "lake"))
+    lake = new_lake(tmp_path / "lake")
     layouts = []
     for day in (1, 2, 3):
         folder = tmp_path / f"day{day}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from datetime import date
@@ -34,7 +33,7 @@ def streamed(lake):
 
 
 def test_roll_off_moves_the_window_in_one_commit(streamed):
-    from jobs.maintain import roll_off
+    from ledgerlake.upkeep.rolloff import roll_off
 
     lake = streamed
     before = lake.delta("serving.transactions_recent").history(1).first()["version"]
@@ -60,7 +59,7 @@ def test_roll_off_moves_the_window_in_one_commit(streamed):
     ("UPDATE delta.`{silver}` SET description = 'changed' WHERE txn_id = '{t3}'", "2026-05"),  # same sums, other value
 ])
 def test_roll_off_refuses_and_changes_nothing_when_silver_differs(streamed, tamper, month):
-    from jobs.maintain import RollOffCheckError, roll_off
+    from ledgerlake.upkeep.rolloff import RollOffCheckError, roll_off
 
     lake = streamed
     lake.spark.sql(tamper.format(silver=lake.path("silver.transactions"), t1=txn(1), t2=txn(2), t3=txn(3)))
@@ -73,7 +72,7 @@ def test_roll_off_refuses_and_changes_nothing_when_silver_differs(streamed, tamp
 
 
 def test_optimize_compacts_and_clusters_without_changing_data(lake):
-    from jobs.maintain import optimize, recently_written_months
+    from ledgerlake.upkeep.optimize import optimize, recently_written_months
 
     for i in range(3):                                          # the stream's small commits: a file each
         apply(lake, i, {f"o-{i:05d}.jsonl": [posted(10 * i + k, account_no=f"{k:012d}") for k in range(1, 4)]})
@@ -98,7 +97,7 @@ def test_optimize_compacts_and_clusters_without_changing_data(lake):
 
 
 def test_vacuum_removes_old_unreferenced_files_only(lake):
-    from jobs.maintain import vacuum
+    from ledgerlake.upkeep.vacuum import vacuum
 
     apply(lake, 0, {"v-00000.jsonl": [posted(1)]})
     month = Path(lake.path("silver.transactions")) / "posting_month=2026-10"
@@ -123,9 +122,8 @@ def test_vacuum_removes_old_unreferenced_files_only(lake):
     (["--optimize", "--months", "2026-13"], "--months must be a month YYYY-MM"),
     (["--optimize", "--days", "0"], "--days must be at least 1"),
 ])
-def test_bad_flags_are_a_one_line_error(tmp_path, args, message):
-    proc = subprocess.run([str(BIN / "ledgerlake"), "maintain", *args, "--warehouse", str(tmp_path / "lake")],
-                          capture_output=True, text=True, timeout=120)
+def test_bad_flags_are_a_one_line_error(tmp_path, args, message, ledgerlake_cli):
+    proc = ledgerlake_cli("maintain", *args, "--warehouse", str(tmp_path / "lake"))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -133,18 +131,16 @@ def test_bad_flags_are_a_one_line_error(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_cli_roll_off_exit_status(streamed, tmp_path):
+def test_cli_roll_off_exit_status(streamed, tmp_path, ledgerlake_cli):
     lake = streamed
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "LEDGERLAKE_DRIVER_MEMORY": "1g"}
-    args = [str(BIN / "ledgerlake"), "maintain", "--roll-off", "--warehouse", lake.root, "--today", "2026-11-26",
-            "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2"]
+    args = ["maintain", "--roll-off", "--warehouse", lake.root, "--today", "2026-11-26",
+            "--conf", "spark.sql.shuffle.partitions=2"]
     lake.spark.sql(f"UPDATE delta.`{lake.path('silver.transactions')}` SET amount = 0 WHERE txn_id = '{txn(2)}'")
-    refused = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    refused = ledgerlake_cli(*args)
     assert refused.returncode == 1, refused.stderr[-2000:]
     assert "roll-off refused, nothing changed: 2026-05: serving has 2 row(s)" in refused.stderr
     lake.spark.sql(f"UPDATE delta.`{lake.path('silver.transactions')}` SET amount = 5.50 WHERE txn_id = '{txn(2)}'")
-    done = subprocess.run([*args, "--optimize", "--vacuum"], capture_output=True, text=True, env=env, timeout=600)
+    done = ledgerlake_cli(*args, "--optimize", "--vacuum")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "3 row(s) of 2 month(s) left the serving tier (window 2026-06..2026-11)" in done.stdout
     assert "optimize:" in done.stdout and "vacuum (retention 168 h)" in done.stdout

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from jobs.reconcile import reconcile, render_report
 from ledgerlake.load.discovery import month_range
+from ledgerlake.upkeep.reconcile import reconcile, render_report
 from tests.helpers import backfill
 from tests.legacy_files import card_line, cards_file, core_detail, core_file
 from tests.test_core_banking_ebcdic import detail as ebcdic_detail
@@ -42,13 +40,12 @@ def write_feeds(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded(spark, tmp_path_factory):
+def loaded(spark, tmp_path_factory, new_lake):
     """A lake with the feeds above loaded (built once; tests copy it before changing anything)."""
-    from ledgerlake.lake import open_lake
 
     root = tmp_path_factory.mktemp("reconcile")
     write_feeds(root)
-    lake = open_lake(spark, str(root / "lake"))
+    lake = new_lake(root / "lake")
     for source, folder in (("core_banking", "core"), ("cards", "cards"), ("core_banking_ebcdic", "ebcdic")):
         assert backfill(lake, source, root / folder).exit_code == 0
     return root / "lake"
@@ -139,9 +136,9 @@ def test_without_a_parity_table_the_check_is_noted(spark, loaded, tmp_path):
     (["--parity-since", "yesterday"], "--parity-since must be an ISO date or date-time"),
     ([], "no lake at"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    env = {**os.environ, "LEDGERLAKE_WAREHOUSE": str(tmp_path / "nothing")}
-    proc = subprocess.run([str(BIN / "ledgerlake"), "reconcile", *args], capture_output=True, text=True, env=env)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message, ledgerlake_cli, monkeypatch):
+    monkeypatch.setenv("LEDGERLAKE_WAREHOUSE", str(tmp_path / "nothing"))
+    proc = ledgerlake_cli("reconcile", *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ledgerlake reconcile: error:") and message in lines[0]

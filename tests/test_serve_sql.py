@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgerlake.query.serve_sql import spark_home
 from ledgerlake.query.statement import SERVING, SILVER
+from ledgerlake.session import spark_home
 from tests.lake_rows import txn, write_rows
 
 BIN = Path(sys.executable).parent
@@ -106,11 +106,10 @@ def test_port_in_use_is_one_line_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def served(spark, tmp_path_factory):
-    from ledgerlake.lake import open_lake
+def served(spark, tmp_path_factory, new_lake):
 
     root = tmp_path_factory.mktemp("served")
-    lake = open_lake(spark, str(root / "lake"))
+    lake = new_lake(root / "lake")
     write_rows(lake, SILVER, [txn(f"S{i}", "000000000001", f"2023-0{1 + i % 9}-10 10:00:00", "-1.00")
                               for i in range(30)])
     write_rows(lake, SERVING, [txn(f"R{i}", "000000000002", "2024-06-10 10:00:00", "2.00") for i in range(10)])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from datetime import date
 from decimal import Decimal
@@ -18,11 +17,12 @@ from ledgerlake.query.statement import (
     SILVER,
     StatementError,
     check_account,
+    in_statement_order,
     plan_tiers,
     print_statement,
-    serving_window_start,
-    statement_rows,
+    statement_frame,
 )
+from ledgerlake.serving import window_for
 from tests.lake_rows import txn, write_rows
 
 BIN = Path(sys.executable).parent
@@ -31,6 +31,14 @@ ACCOUNT, OTHER = "000123456789", "000987654321"
 TODAY, MONTHS = date(2024, 7, 15), 3
 WINDOW = date(2024, 5, 1)
 FIRST, LAST = date(2024, 2, 10), date(2024, 7, 10)
+
+
+def serving_window_start(today: date, months: int) -> date:
+    return window_for(today, months).first_day
+
+
+def statement_rows(lake, account: str, start: date, end: date, window_start: date) -> list:  # noqa: ANN001
+    return in_statement_order(statement_frame(lake, account, start, end, window_start).collect())
 
 
 def test_serving_window_counts_back_calendar_months():
@@ -141,9 +149,8 @@ def test_formats_csv_json_and_table_with_totals(two_tiers):
     (["--account", ACCOUNT, "--from", "2024-01-01", "--to", "01/02/2024"], "--to must be a date YYYY-MM-DD"),
     (["--account", ACCOUNT, "--from", "2024-05-01", "--to", "2024-04-30"], "--from 2024-05-01 is after --to 2024-04-30"),
 ])
-def test_bad_input_is_one_line_error(tmp_path, args, message):
-    proc = subprocess.run([str(BIN / "ledgerlake"), "statement", *args, "--warehouse", str(tmp_path / "lake")],
-                          capture_output=True, text=True, timeout=60)
+def test_bad_input_is_one_line_error(tmp_path, args, message, ledgerlake_cli):
+    proc = ledgerlake_cli("statement", *args, "--warehouse", str(tmp_path / "lake"))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ledgerlake statement: error: ") and message in lines[0], \
@@ -152,27 +159,16 @@ def test_bad_input_is_one_line_error(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_statement_cli_end_to_end(two_tiers, tmp_path):
-    env_args = ["--today", TODAY.isoformat(), "--serving-months", str(MONTHS), "--master", "local[1]",
-                "--conf", "spark.sql.shuffle.partitions=1"]
-    proc = subprocess.run(
-        [str(BIN / "ledgerlake"), "statement", "--account", ACCOUNT, "--from", FIRST.isoformat(), "--to",
-         LAST.isoformat(), "--format", "csv", "--warehouse", two_tiers.root, *env_args],
-        capture_output=True, text=True, timeout=600, env={**_env(), "LEDGERLAKE_DRIVER_MEMORY": "1g"})
+def test_statement_cli_end_to_end(two_tiers, tmp_path, ledgerlake_cli):
+    env_args = ["--today", TODAY.isoformat(), "--serving-months", str(MONTHS), "--conf", "spark.sql.shuffle.partitions=1"]
+    proc = ledgerlake_cli("statement", "--account", ACCOUNT, "--from", FIRST.isoformat(), "--to", LAST.isoformat(),
+                          "--format", "csv", "--warehouse", two_tiers.root, *env_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ids = [line.split(",")[0] for line in proc.stdout.splitlines()[1:]]
     assert ids == ["S-0210", "S-0315a", "S-0315b", "S-0430", "B-0501", "B-0615", "R-0620", "R-0710"]
 
-    missing = subprocess.run(
-        [str(BIN / "ledgerlake"), "statement", "--account", ACCOUNT, "--from", "2024-01-01", "--to", "2024-02-01",
-         "--warehouse", str(tmp_path / "nowhere"), *env_args],
-        capture_output=True, text=True, timeout=600, env={**_env(), "LEDGERLAKE_DRIVER_MEMORY": "1g"})
+    missing = ledgerlake_cli("statement", "--account", ACCOUNT, "--from", "2024-01-01", "--to", "2024-02-01",
+                             "--warehouse", str(tmp_path / "nowhere"), *env_args)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("ledgerlake statement: error: no lake at ")
     assert not (tmp_path / "nowhere" / "silver").exists()
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}

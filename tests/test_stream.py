@@ -24,8 +24,9 @@ BIN = Path(sys.executable).parent
 def stream_available_now(lake, landing: Path, today: date = TODAY, max_files: int = 1000,
                          checkpoint: str | None = None):  # noqa: ANN001, ANN201
     """Run the streaming query in this process with --available-now semantics; returns its summary."""
-    from jobs.stream import RunSummary, claim_checkpoint, start_stream
     from ledgerlake.config import LakeConfig
+    from ledgerlake.load.checkpoint import claim_checkpoint
+    from ledgerlake.load.stream import RunSummary, start_stream
 
     checkpoint = checkpoint or f"{lake.root}/_checkpoints/stream-events"
     app_id = claim_checkpoint(lake.spark, checkpoint, str(landing), lake.root)
@@ -41,7 +42,7 @@ def stream_available_now(lake, landing: Path, today: date = TODAY, max_files: in
 
 def test_delta_skips_a_merge_whose_txn_version_is_committed(lake):
     """The session settings txnAppId/txnVersion guard MERGE on this Delta version, not only appends."""
-    from ledgerlake.load.microbatch import idempotent_writes
+    from ledgerlake.lake import idempotent_writes
 
     spark = lake.spark
     table = lake.delta("ops.stream_state")
@@ -85,14 +86,14 @@ def test_replaying_a_batch_changes_nothing(lake):
 
 
 @pytest.fixture(scope="module")
-def replay_base(spark, tmp_path_factory):
+def replay_base(spark, tmp_path_factory, new_lake):
     """A lake after batch 0 (to copy), and a clean lake after batches 0 and 1."""
     import shutil
 
     from ledgerlake.lake import open_lake
 
     root = tmp_path_factory.mktemp("replay")
-    after_first = open_lake(spark, str(root / "after-first"))
+    after_first = new_lake(root / "after-first")
     apply(after_first, 0, FIRST)
     shutil.copytree(root / "after-first", root / "clean")
     clean = open_lake(spark, str(root / "clean"))
@@ -114,16 +115,16 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
     import shutil
 
     from ledgerlake.lake import open_lake
-    from ledgerlake.load import microbatch as realtime
+    from ledgerlake.load import microbatch, sinks
 
     after_first, clean = replay_base
     if crash_in == "merge_transactions":
-        monkeypatch.setattr(realtime, "MAX_LISTED_KEYS", 0)     # the same batch, written by the MERGE fallback
+        monkeypatch.setattr(microbatch, "MAX_LISTED_KEYS", 0)   # the same batch, written by the MERGE fallback
     if crash_batch == 1:
         shutil.copytree(after_first, tmp_path / "crashed")
     crashed = open_lake(spark, str(tmp_path / "crashed"))
     batch = FIRST if crash_batch == 0 else SECOND
-    real = getattr(realtime, crash_in)
+    real = getattr(sinks, crash_in)
     calls = {"n": 0}
 
     def dying(*args, **kwargs):
@@ -134,10 +135,10 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
             raise RuntimeError("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(realtime, crash_in, dying)
+    monkeypatch.setattr(sinks, crash_in, dying)
     with pytest.raises(RuntimeError, match="killed"):
         apply(crashed, crash_batch, batch)
-    monkeypatch.setattr(realtime, crash_in, real)
+    monkeypatch.setattr(sinks, crash_in, real)
     apply(crashed, crash_batch, batch)                     # the restarted stream replays the batch
     if crash_batch == 0:
         apply(crashed, 1, SECOND)
@@ -151,9 +152,9 @@ def test_changes_read_only_the_months_a_batch_touches(lake, monkeypatch, max_key
     Both ways of writing it: the overwrite naming the changed txn_ids, and the MERGE for
     batches with too many of them to name.
     """
-    from ledgerlake.load import microbatch as realtime
+    from ledgerlake.load import microbatch
 
-    monkeypatch.setattr(realtime, "MAX_LISTED_KEYS", max_keys)
+    monkeypatch.setattr(microbatch, "MAX_LISTED_KEYS", max_keys)
     apply(lake, 0, {"g-00000.jsonl": [posted(1), posted(2, posted_at="2026-03-03T10:00:00Z"),
                                       posted(4, posted_at="2026-11-03T10:00:00Z")]})
     old_month = Path(lake.path("silver.transactions")) / "posting_month=2026-03"
@@ -214,7 +215,7 @@ def test_a_batch_row_is_found_in_the_month_the_state_names(lake):
 
 
 def test_handoff_marks_streamed_txn_ids_as_batch_owned(lake):
-    from ledgerlake.load.microbatch import mark_batch_owned
+    from ledgerlake.load.sinks import mark_batch_owned
     from tests.event_files import state
 
     apply(lake, 0, {"h-00000.jsonl": [posted(1), posted(2)]})
@@ -294,7 +295,8 @@ def test_generated_zone_in_small_batches_matches_the_contract_outcome(lake, tmp_
 # ---- checkpoints ----------------------------------------------------------------------------------------
 
 def test_checkpoint_belongs_to_one_input_and_one_lake(spark, tmp_path):
-    from jobs.stream import StreamInputError, claim_checkpoint
+    from ledgerlake.load.checkpoint import claim_checkpoint
+    from ledgerlake.load.stream import StreamInputError
 
     checkpoint = str(tmp_path / "lake" / "_checkpoints" / "stream-events")
     app_id = claim_checkpoint(spark, checkpoint, "/landing/a", str(tmp_path / "lake"))
@@ -325,12 +327,11 @@ SPARK_ARGS = ["--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2"
     (["--input", "{file}"], "input must be the landing directory, not a file"),
     (["--input", "{dir}", "--trigger-seconds", "0"], "--trigger-seconds must be greater than 0"),
 ])
-def test_bad_input_is_a_one_line_error(tmp_path, args, message):
+def test_bad_input_is_a_one_line_error(tmp_path, args, message, ledgerlake_cli):
     (tmp_path / "landing").mkdir()
     (tmp_path / "x.jsonl").write_text("{}\n")
     args = [a.format(file=tmp_path / "x.jsonl", dir=tmp_path / "landing") for a in args]
-    proc = subprocess.run([str(BIN / "ledgerlake"), "stream", *args], capture_output=True, text=True,
-                          env=_env(tmp_path / "lake"), timeout=120)
+    proc = ledgerlake_cli("stream", *args, "--warehouse", str(tmp_path / "lake"))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -338,16 +339,15 @@ def test_bad_input_is_a_one_line_error(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_cli_available_now_then_spark_submit_rerun_changes_nothing(tmp_path, samples):
+def test_cli_available_now_then_spark_submit_rerun_changes_nothing(tmp_path, samples, ledgerlake_cli):
     warehouse = tmp_path / "lake"
     first = subprocess.run([str(BIN / "ledgerlake"), "stream", "--input", str(samples / "events"), "--available-now",
                             *SPARK_ARGS], capture_output=True, text=True, env=_env(warehouse), timeout=900, cwd=REPO)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "[stream] batch 0: files 2  lines 84" in first.stderr          # progress per micro-batch
     assert "quarantined 10" in first.stderr and "BAD_EVENT" in first.stderr
-    count = subprocess.run(
-        [str(BIN / "ledgerlake"), "sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "json",
-         *SPARK_ARGS], capture_output=True, text=True, env=_env(warehouse), timeout=600)
+    count = ledgerlake_cli("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "json",
+                           "--warehouse", str(warehouse))
     assert [json.loads(line) for line in count.stdout.splitlines()] == [{"n": 38}]
 
     log_dirs = {t: sorted((warehouse / t.replace(".", "/") / "_delta_log").glob("*.json"))
@@ -359,8 +359,7 @@ def test_cli_available_now_then_spark_submit_rerun_changes_nothing(tmp_path, sam
     assert "0 micro-batch(es)" in rerun.stdout
     assert {t: sorted((warehouse / t.replace(".", "/") / "_delta_log").glob("*.json")) for t in log_dirs} == log_dirs
 
-    other = subprocess.run([str(BIN / "ledgerlake"), "stream", "--input", str(tmp_path), "--available-now",
-                            *SPARK_ARGS], capture_output=True, text=True, env=_env(warehouse), timeout=900)
+    other = ledgerlake_cli("stream", "--input", str(tmp_path), "--available-now", "--warehouse", str(warehouse))
     assert other.returncode == 2
     assert "belongs to input" in other.stderr and "pass another --checkpoint" in other.stderr
 

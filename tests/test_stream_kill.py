@@ -8,10 +8,10 @@ from ledgerlake.samples.events import land_file
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run(spark, tmp_path):
+def test_sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run(spark, tmp_path, new_lake):
     from bench.stream_kill import check_outcome, crash_run, plan_zone
-    from ledgerlake.lake import Lake, open_lake
-    from ledgerlake.load.microbatch import stream_snapshot
+    from ledgerlake.lake import Lake
+    from tests.event_files import snapshot as stream_snapshot
     from tests.test_stream import stream_available_now
 
     outcome, contents = plan_zone(files=16, events_per_file=30, seed=5)
@@ -21,7 +21,7 @@ def test_sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run(spar
 
     for name, lines in zip(outcome.files, contents, strict=True):
         land_file(tmp_path / "clean" / "landing", name, lines)
-    clean = open_lake(spark, str(tmp_path / "clean" / "lake"))
+    clean = new_lake(tmp_path / "clean" / "lake")
     stream_available_now(clean, tmp_path / "clean" / "landing", max_files=1000)   # one uninterrupted run
 
     crashed_root = str(tmp_path / "crashed" / "lake")

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from transforms import publish
 from transforms.legacy.core_banking import TXN_CODES
 from transforms.legacy.formats import file_lines, without_cr
 from transforms.legacy.spec import CURRENCIES, sql_in
-from warehouse.tables import SILVER_TRANSACTIONS
 
 SOURCE_SYSTEM = "events"
 BAD_EVENT = "BAD_EVENT"
@@ -238,21 +238,7 @@ def bad_events(parsed: DataFrame) -> DataFrame:
 
 def to_quarantine(load_id: str) -> Callable[[DataFrame], DataFrame]:
     """Bad lines -> ops.quarantine rows: the landing file, the line number and the raw line."""
-
-    def _rows(bad: DataFrame) -> DataFrame:
-        return bad.select(
-            F.lit(SOURCE_SYSTEM).alias("source_system"),
-            "source_file",
-            "source_sha256",
-            "record_no",
-            "reason",
-            F.col("raw").alias("raw_record"),
-            "txn_id",
-            F.lit(load_id).alias("load_id"),
-            F.current_timestamp().alias("quarantined_at"),
-        )
-
-    return _rows
+    return publish.to_quarantine_rows(SOURCE_SYSTEM, load_id)
 
 
 def dedupe_events(events: DataFrame) -> DataFrame:
@@ -335,20 +321,11 @@ def to_silver_rows(load_id: str, keep: tuple[str, ...] = ()) -> Callable[[DataFr
     """
 
     def _rows(events: DataFrame) -> DataFrame:
-        return events.select(
-            "txn_id",
-            F.lit(SOURCE_SYSTEM).alias("source_system"),
-            "account_id", "posting_date", "posted_at", "value_date", "txn_code", "amount", "currency",
-            "channel", "description", "balance_after", "reversal_of",
-            "source_file",
-            "record_no",
-            F.lit(None).cast("bigint").alias("record_hash"),
-            F.col("sequence").alias("event_sequence"),
-            F.lit(load_id).alias("load_id"),
-            F.current_timestamp().alias("ingested_at"),
-            F.date_format("posting_date", "yyyy-MM").alias("posting_month"),
-            *keep,
-        ).select(*SILVER_TRANSACTIONS.column_names(), *keep)
+        return events.withColumns({
+            "source_system": F.lit(SOURCE_SYSTEM),
+            "record_hash": F.lit(None).cast("bigint"),
+            "event_sequence": F.col("sequence"),
+        }).transform(publish.to_silver_rows(load_id, keep))
 
     return _rows
 

@@ -16,14 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
+from transforms.legacy.spec import SourceSpec
 
 DIFFERENCE_COLUMNS = ["check", "month", "scope", "expected", "actual", "detail"]
 STREAM_SYSTEMS = ("events",)     # silver rows that come from no batch file
 
-_DEBIT = F.sum(F.when(F.col("amount") < 0, -F.col("amount"))).cast("decimal(20,2)")
-_CREDIT = F.sum(F.when(F.col("amount") > 0, F.col("amount"))).cast("decimal(20,2)")
+
+
+def _debit() -> Column:
+    """Sum of the debits (negative amounts) as a positive total."""
+    return F.sum(F.when(F.col("amount") < 0, -F.col("amount"))).cast("decimal(20,2)")
+
+
+def _credit() -> Column:
+    return F.sum(F.when(F.col("amount") > 0, F.col("amount"))).cast("decimal(20,2)")
 
 
 def _zero(col: str) -> F.Column:
@@ -42,15 +51,15 @@ def silver_totals(silver: DataFrame) -> DataFrame:
     """silver rows -> one row per (source_system, source_file, posting_month) of batch rows: rows, debit, credit."""
     return (silver.where(~F.col("source_system").isin(*STREAM_SYSTEMS))
             .groupBy("source_system", "source_file", "posting_month")
-            .agg(F.count(F.lit(1)).alias("silver_rows"), _DEBIT.alias("silver_debit"),
-                 _CREDIT.alias("silver_credit")))
+            .agg(F.count(F.lit(1)).alias("silver_rows"), _debit().alias("silver_debit"),
+                 _credit().alias("silver_credit")))
 
 
 def quarantine_totals(quarantined: DataFrame) -> DataFrame:
     """quarantined records with a parsed ``amount`` -> one row per source_sha256: rows, debit, credit, unparsed."""
     return (quarantined.groupBy("source_sha256")
-            .agg(F.count(F.lit(1)).alias("quarantine_rows"), _DEBIT.alias("quarantine_debit"),
-                 _CREDIT.alias("quarantine_credit"),
+            .agg(F.count(F.lit(1)).alias("quarantine_rows"), _debit().alias("quarantine_debit"),
+                 _credit().alias("quarantine_credit"),
                  F.count_if(F.col("amount").isNull()).alias("quarantine_unparsed")))
 
 
@@ -187,12 +196,14 @@ def parity_differences(parity: DataFrame, since: str | None = None) -> DataFrame
         F.lit("the end-of-day file (expected) differs from the streamed event (actual)")))
 
 
-def with_amount(parse: Callable[[DataFrame], DataFrame], amount_sql: str) -> Callable[[DataFrame], DataFrame]:
-    """quarantine rows -> the same rows with ``amount`` re-parsed from their raw record by a feed's parser."""
+def with_amount(spec: SourceSpec) -> Callable[[DataFrame], DataFrame]:
+    """quarantine rows -> the same rows with ``amount`` re-parsed from their raw record by the feed's parser."""
 
     def _amount(rows: DataFrame) -> DataFrame:
         records = rows.withColumnsRenamed({"source_sha256": "file_sha", "raw_record": "raw"})
-        return (records.transform(parse).select("file_sha", F.expr(amount_sql).alias("amount"))
+        if spec.from_quarantine is not None:
+            records = records.transform(spec.from_quarantine)
+        return (records.transform(spec.parse).select("file_sha", F.expr(spec.mapping["amount"]).alias("amount"))
                 .withColumnRenamed("file_sha", "source_sha256"))
 
     return _amount

@@ -15,12 +15,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ledgerlake.lake import Lake, with_conflict_retry
-from ledgerlake.load.microbatch import idempotent_writes, mark_batch_owned, write_parity
+from ledgerlake.lake import Lake
+from ledgerlake.load import sinks
 from ledgerlake.serving import ServingWindow
 from transforms.events import SOURCE_SYSTEM as STREAMED
 from transforms.parity import parity_rows
-from warehouse.tables import SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
+from warehouse.tables import SILVER_TRANSACTIONS, STREAM_STATE
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def record_parity(lake: Lake, streamed: DataFrame, new_rows: DataFrame, load_id:
     try:
         n = found.count()
         if n:
-            write_parity(lake, found, detected_by="backfill", load_id=load_id)
+            sinks.write_parity(lake, found, detected_by="backfill", load_id=load_id)
         return n
     finally:
         found.unpersist()
@@ -63,32 +63,18 @@ def sync_serving(lake: Lake, window: ServingWindow, months: list[str], files: li
     a crash between the two commits merges exactly what silver holds. Streamed versions
     the batch replaced leave the tier when the batch row falls outside the window.
     """
-    spark = lake.spark
     in_window = [m for m in months if window.contains_month(m)]
     if in_window:
         rows = (lake.read(SILVER_TRANSACTIONS.name)
                 .where(F.col("posting_month").isin(in_window) & F.col("source_file").isin(files)))
-        data_columns = [c for c in SERVING_TRANSACTIONS.column_names() if c != "posting_month"]
-        values = {c: f"s.{c}" for c in data_columns}
-        changed = "NOT (t.source_system <=> s.source_system AND t.record_hash <=> s.record_hash)"
-        with idempotent_writes(spark, f"{app_id}-serving", 1):
-            with_conflict_retry(
-                lambda: lake.delta(SERVING_TRANSACTIONS.name).alias("t")
-                .merge(rows.alias("s"), "t.txn_id = s.txn_id")
-                .whenMatchedUpdate(changed, set=values)
-                .whenNotMatchedInsert(values=values)
-                .execute(),
-                "merge serving.transactions_recent",
-            )
+        sinks.merge_serving(lake, rows, app_id)
     if replaced:
         # A streamed version whose batch row is outside the window must not linger in the tier.
-        stale = F.col("txn_id").isin(replaced) & (F.col("source_system") == STREAMED)
-        with_conflict_retry(lambda: lake.delta(SERVING_TRANSACTIONS.name).delete(stale),
-                            "remove replaced streamed rows from serving.transactions_recent")
+        sinks.remove_streamed_from_serving(lake, replaced)
 
 
 def hand_over(lake: Lake, new_rows: DataFrame) -> None:
     """Mark the txn_ids the stream has seen as owned by the batch from now on (no-op without a stream)."""
     if lake.version(STREAM_STATE.name) > 0:
-        mark_batch_owned(lake, new_rows.select("txn_id", "posting_date")
+        sinks.mark_batch_owned(lake, new_rows.select("txn_id", "posting_date")
                          .withColumn("posting_month", F.date_format("posting_date", "yyyy-MM")))

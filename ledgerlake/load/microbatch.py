@@ -36,11 +36,11 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
-from ledgerlake.lake import Lake, with_conflict_retry
+from ledgerlake.lake import Lake, idempotent_writes
+from ledgerlake.load import sinks
 from ledgerlake.serving import ServingWindow
 from transforms.events import (
     BATCH,
-    BATCH_OWNED,
     CANCEL,
     CANCELLED,
     SOURCE_SYSTEM,
@@ -60,49 +60,15 @@ from transforms.events import (
     with_posting_month,
 )
 from transforms.parity import cancelled_parity_rows, parity_rows
-from warehouse.tables import PARITY, QUARANTINE, SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
+from warehouse.tables import SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Delta's idempotent-write settings: a write whose (app id, version) the table has already
-# committed is skipped. DataFrame appends take them as options, MERGE from the session.
-TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
-TXN_VERSION = "spark.databricks.delta.write.txnVersion"
-MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
-# A replaceWhere overwrite checks by default that every row it writes matches its predicate;
-# the stream's overwrite also carries the batch's new txn_ids, which by design do not.
-REPLACE_WHERE_CONSTRAINT_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
-# The transaction identifier of the commit that changes streamed rows (overwrite or MERGE):
-# the same for both, so a batch committed one way is never replayed the other way.
-CHANGE_APP_SUFFIX = "-merge"
 
 # Up to this many changed txn_ids are named in the overwrite's predicate (Delta skips files by
 # statistics); past it, the change is a MERGE joined on txn_id within the posting months.
 MAX_LISTED_KEYS = 2000
 _ACTIONS = (UPSERT, CANCEL, STALE, BATCH)   # what the plan decides per txn_id
-_DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
-
-
-@contextmanager
-def session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """Session settings for the statements inside, restored afterwards."""
-    previous = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
-def idempotent_writes(spark: SparkSession, app_id: str, version: int) -> AbstractContextManager[None]:
-    """Delta commits inside are skipped when the table already holds (app_id, version)."""
-    return session_settings(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(version)})
 
 
 @contextmanager
@@ -206,13 +172,13 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
                 stats.quarantine_details = {
                     r["reason_detail"]: r["count"] for r in bad.groupBy("reason_detail").count().collect()
                 }
-                write_quarantine(lake, bad.transform(to_quarantine(load_id)))
+                sinks.write_quarantine(lake, bad.transform(to_quarantine(load_id)))
         if plan is not None and stats.actions.get(BATCH):
             with _phase("parity", stats.timings), idempotent_writes(spark, app_id, batch_id):
-                write_parity(lake, _stream_parity(lake, plan), "stream", load_id)
+                sinks.write_parity(lake, _stream_parity(lake, plan), "stream", load_id)
         if plan is not None and stats.state_changes:
             with _phase("state", stats.timings):
-                append_state(lake, plan.rows.transform(to_state_rows(batch_id)), app_id, batch_id)
+                sinks.append_state(lake, plan.rows.transform(to_state_rows(batch_id)), app_id, batch_id)
     finally:
         parsed.unpersist()
         stats.spark_jobs = len(context.statusTracker().getJobIdsForGroup(group))
@@ -290,26 +256,26 @@ def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: 
     writes: dict[str, Callable[[], None]] = {}
     settings: AbstractContextManager[None] = nullcontext()
     if plan.changed_months and plan.changed_keys is not None:
-        change = Change(plan.changed_months, plan.changed_keys, f"{app_id}{CHANGE_APP_SUFFIX}", batch_id)
-        writes["serving"] = lambda: replace_transactions(
+        change = sinks.Change(plan.changed_months, plan.changed_keys, app_id, batch_id)
+        writes["serving"] = lambda: sinks.replace_transactions(
             lake, SERVING_TRANSACTIONS.name, to_serving.where(F.col("serving_action") == UPSERT), change)
-        writes["silver"] = lambda: replace_transactions(
+        writes["silver"] = lambda: sinks.replace_transactions(
             lake, SILVER_TRANSACTIONS.name, applied.where(F.col("action") == UPSERT), change)
-        settings = session_settings(lake.spark, {REPLACE_WHERE_CONSTRAINT_CHECK: "false"})
+        settings = sinks.replace_settings(lake.spark)
     elif plan.changed_months:
-        writes["serving"] = lambda: merge_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, plan.changed_months,
-                                                       "serving_action")
-        writes["silver"] = lambda: merge_transactions(lake, SILVER_TRANSACTIONS.name, applied, plan.changed_months,
-                                                      "action")
+        writes["serving"] = lambda: sinks.merge_transactions(lake, SERVING_TRANSACTIONS.name, to_serving,
+                                                             plan.changed_months, "serving_action")
+        writes["silver"] = lambda: sinks.merge_transactions(lake, SILVER_TRANSACTIONS.name, applied,
+                                                            plan.changed_months, "action")
         # MERGE takes its transaction identifier from the session (one setting for both tables).
-        settings = merge_settings(lake.spark, app_id, batch_id)
+        settings = sinks.merge_settings(lake.spark, app_id, batch_id)
     elif stats.applied:
         if stats.serving_upserts:
-            writes["serving"] = lambda: append_transactions(lake, SERVING_TRANSACTIONS.name, to_serving, app_id,
-                                                            batch_id)
+            writes["serving"] = lambda: sinks.append_transactions(lake, SERVING_TRANSACTIONS.name, to_serving,
+                                                                  app_id, batch_id)
         if stats.actions.get(UPSERT):
-            writes["silver"] = lambda: append_transactions(lake, SILVER_TRANSACTIONS.name,
-                                                           applied.where(F.col("action") == UPSERT), app_id, batch_id)
+            writes["silver"] = lambda: sinks.append_transactions(
+                lake, SILVER_TRANSACTIONS.name, applied.where(F.col("action") == UPSERT), app_id, batch_id)
     with settings:
         _concurrently(lake.spark, {what: _timed(what, write, stats.timings) for what, write in writes.items()})
 
@@ -383,175 +349,3 @@ def _batch_rows(lake: Lake, months: list[str], ids: DataFrame, full: bool = Fals
             .where(F.col("source_system") != SOURCE_SYSTEM)
             .join(F.broadcast(ids), "txn_id", "left_semi"))
     return rows if full else rows.select("txn_id", "posting_month")
-
-
-def _quoted(values: list[str]) -> str:
-    """A SQL list of string literals (posting months, txn_ids: validated formats, no quotes inside)."""
-    return ", ".join(f"'{v}'" for v in values)
-
-
-def _write_by_month(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int,
-                    replace_where: str | None = None) -> None:
-    """One commit of silver-shaped rows, skipped on a replay by (app_id, batch_id).
-
-    An append, or with ``replace_where`` an overwrite of the rows it matches. One file per
-    posting month, sorted by account so statements skip row groups.
-    """
-    data = (rows.select(*_DATA_COLUMNS).repartition(F.date_format("posting_date", "yyyy-MM"))
-            .sortWithinPartitions("posting_date", "account_id", "txn_id"))
-    writer = data.write.format("delta").option("txnAppId", app_id).option("txnVersion", batch_id)
-    if replace_where is None:
-        writer, what = writer.mode("append"), f"append {table}"
-    else:
-        writer, what = writer.mode("overwrite").option("replaceWhere", replace_where), f"replace rows in {table}"
-    with_conflict_retry(lambda: writer.save(lake.path(table)), what)
-
-
-def append_transactions(lake: Lake, table: str, rows: DataFrame, app_id: str, batch_id: int) -> None:
-    """Append rows of txn_ids that have no streamed row yet: one blind commit, skipped on a replay."""
-    _write_by_month(lake, table, rows, f"{app_id}-append", batch_id)
-
-
-@dataclass(frozen=True)
-class Change:
-    """The streamed rows a micro-batch replaces, moves or removes, and its transaction identifier."""
-
-    months: list[str]     # the posting months they are stored in
-    keys: list[str]       # their txn_ids
-    app_id: str
-    batch_id: int
-
-    def predicate(self) -> str:
-        return (f"source_system = '{SOURCE_SYSTEM}' AND posting_month IN ({_quoted(self.months)}) "
-                f"AND txn_id IN ({_quoted(self.keys)})")
-
-
-def replace_transactions(lake: Lake, table: str, upserts: DataFrame, change: Change) -> None:
-    """One overwrite commit: remove the changed streamed rows, write the batch's new versions and new rows.
-
-    ``upserts``: every row the batch inserts or replaces (all of them win: the plan has
-    compared sequences against the stream's state). The ``replaceWhere`` predicate names
-    the streamed rows that must go, by source, month and txn_id, so Delta reads only those
-    months' files that can hold the txn_ids, and marks the rows deleted (deletion vectors)
-    rather than rewriting files. Rows from batch files never match: the batch is the book of
-    record. Run with the session's replaceWhere constraint check off (``_write_transactions``):
-    new txn_ids are written alongside but do not match the predicate. A replayed batch's
-    overwrite is skipped by its transaction identifier.
-    """
-    _write_by_month(lake, table, upserts, change.app_id, change.batch_id, replace_where=change.predicate())
-
-
-def merge_settings(spark: SparkSession, app_id: str, batch_id: int) -> AbstractContextManager[None]:
-    """Session settings for the micro-batch's transaction MERGEs.
-
-    Their transaction identifier (``<app id>-merge``, version = batch id). Their source is a
-    slice of the batch's checkpointed plan, deterministic, so Delta need not copy it before
-    its two passes (a Spark job per MERGE).
-    """
-    return session_settings(spark, {TXN_APP_ID: f"{app_id}{CHANGE_APP_SUFFIX}", TXN_VERSION: str(batch_id),
-                                    MERGE_MATERIALIZE_SOURCE: "none"})
-
-
-def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str], action_column: str) -> None:
-    """MERGE newer streamed versions into a transactions table, reading only the months that can match.
-
-    For a micro-batch that changes more streamed rows than can be named in a predicate
-    (``MAX_LISTED_KEYS``). Only rows whose streamed version already exists can match, and
-    those live in ``months``. ``action_column``: UPSERT (insert, or replace a lower
-    event_sequence, moving the row if its month changed); anything else removes the
-    streamed row. Rows from batch files are never touched: the batch is the book of record.
-    Run inside ``merge_settings``: a replayed batch's MERGE is then skipped.
-    """
-    streamed = f"t.source_system = '{SOURCE_SYSTEM}'"
-    values = {c: f"s.{c}" for c in _DATA_COLUMNS}
-    condition = f"t.txn_id = s.txn_id AND t.posting_month IN ({_quoted(months)})"
-    with_conflict_retry(
-        lambda: lake.delta(table).alias("t").merge(rows.alias("s"), condition)
-        .whenMatchedDelete(f"{streamed} AND s.{action_column} != '{UPSERT}'")
-        .whenMatchedUpdate(f"{streamed} AND s.{action_column} = '{UPSERT}' "
-                           "AND coalesce(t.event_sequence < s.event_sequence, TRUE)", set=values)
-        .whenNotMatchedInsert(f"s.{action_column} = '{UPSERT}'", values=values)
-        .execute(),
-        f"merge {table}",
-    )
-
-
-def write_quarantine(lake: Lake, rows: DataFrame) -> None:
-    """Insert bad lines once per (landing file content, line number)."""
-    with_conflict_retry(
-        lambda: lake.delta(QUARANTINE.name).alias("t")
-        .merge(rows.alias("s"), f"t.source_system = '{SOURCE_SYSTEM}' AND t.source_sha256 = s.source_sha256 "
-                                "AND t.record_no = s.record_no")
-        .whenNotMatchedInsertAll().execute(),
-        "write ops.quarantine",
-    )
-
-
-def write_parity(lake: Lake, found: DataFrame, detected_by: str, load_id: str) -> None:
-    """Insert parity rows once per (txn_id, field, side that found it, streamed sequence, values)."""
-    rows = found.select(
-        "txn_id", "field", "streamed_value", "batch_value", "streamed_sequence", "batch_source_file",
-        F.lit(detected_by).alias("detected_by"),
-        F.lit(load_id).alias("load_id"),
-        F.current_timestamp().alias("detected_at"),
-    )
-    with_conflict_retry(
-        lambda: lake.delta(PARITY.name).alias("t")
-        .merge(rows.alias("s"), "t.txn_id = s.txn_id AND t.field = s.field AND t.detected_by = s.detected_by "
-                                "AND t.streamed_sequence <=> s.streamed_sequence "
-                                "AND t.streamed_value <=> s.streamed_value AND t.batch_value <=> s.batch_value")
-        .whenNotMatchedInsertAll().execute(),
-        "write ops.parity",
-    )
-
-
-def append_state(lake: Lake, rows: DataFrame, app_id: str, batch_id: int) -> None:
-    """Append this micro-batch's txn_id versions to ops.stream_state (the last write of a batch)."""
-    with_conflict_retry(
-        lambda: rows.select(*STREAM_STATE.column_names()).write.format("delta").mode("append")
-        .option("txnAppId", app_id).option("txnVersion", batch_id)
-        .save(lake.path(STREAM_STATE.name)),
-        "append ops.stream_state",
-    )
-
-
-VOLATILE_COLUMNS = ("load_id", "ingested_at", "quarantined_at", "updated_at", "batch_id", "detected_at")
-STREAM_TABLES = (SILVER_TRANSACTIONS.name, SERVING_TRANSACTIONS.name, QUARANTINE.name, PARITY.name)
-
-
-def stream_snapshot(lake: Lake) -> dict[str, list[tuple[str, ...]]]:
-    """What the stream wrote, comparable across runs: sorted rows without run-specific columns.
-
-    ops.stream_state is taken as it stands per txn_id, not as its log (how many versions
-    the log holds depends on how the files fell into micro-batches).
-    """
-    out: dict[str, list[tuple[str, ...]]] = {}
-    for name in STREAM_TABLES:
-        df = lake.read(name)
-        df = df.drop(*[c for c in VOLATILE_COLUMNS if c in df.columns])
-        out[name] = sorted(tuple(str(v) for v in r) for r in df.collect())
-    out[STREAM_STATE.name] = sorted(tuple(str(v) for v in r)
-                                    for r in lake.read(STREAM_STATE.name).transform(current_state).collect())
-    return out
-
-
-def mark_batch_owned(lake: Lake, batch_rows: DataFrame) -> None:
-    """Handoff: txn_ids a batch file has just loaded are the batch's from now on.
-
-    ``batch_rows``: the batch's silver rows (``txn_id``, ``posting_month``). Only txn_ids the
-    stream has seen get a BATCH version (their highest sequence, the batch row's month), so a
-    later event for them changes nothing and only feeds ops.parity. For the backfill to call
-    after its silver commit; calling it twice records nothing new.
-    """
-    rows = batch_rows.select("txn_id", "posting_month").dropDuplicates(["txn_id"])
-    current = (lake.read(STREAM_STATE.name).join(rows.select("txn_id"), "txn_id", "left_semi")
-               .transform(current_state).where(F.col("status") != BATCH_OWNED).select("txn_id", "sequence"))
-    marks = current.join(rows, "txn_id").select(
-        "txn_id", "sequence", F.lit(BATCH_OWNED).alias("status"), "posting_month",
-        F.lit(None).cast("string").alias("event_id"), F.lit(None).cast("string").alias("event_type"),
-        F.lit(None).cast("bigint").alias("batch_id"), F.current_timestamp().alias("updated_at"))
-    with_conflict_retry(
-        lambda: marks.select(*STREAM_STATE.column_names()).write.format("delta").mode("append")
-        .save(lake.path(STREAM_STATE.name)),
-        "mark batch-owned txn_ids in ops.stream_state",
-    )

@@ -27,19 +27,13 @@ from pathlib import Path
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, fail
 from ledgerlake.query.statement import QUERY_SPARK_CONF
+from ledgerlake.session import spark_home
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10000
 DEFAULT_HOST = "127.0.0.1"
 _VERSIONED_JAR = re.compile(r"^(?:[^_]+_)?(?P<artifact>.+?)-\d[^-]*\.jar$")
-
-
-def spark_home() -> Path:
-    """The Spark distribution inside the installed PySpark (bin/beeline, jars/)."""
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
 
 
 def _artifact(jar_name: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args, parse_iso_date
 from ledgerlake.console import configure_logging, fail, render_table, timed
+from ledgerlake.serving import serving_window
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row
@@ -87,12 +88,6 @@ def check_range(first: str, last: str) -> tuple[date, date]:
     return start, end
 
 
-def serving_window_start(today: date, months: int) -> date:
-    """First day of the serving window: N calendar months back, the current month included."""
-    index = today.year * 12 + today.month - 1 - (months - 1)
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def plan_tiers(start: date, end: date, window_start: date, serving_exists: bool = True) -> list[TierRead]:
     """Split [start, end] into the part before the serving window (silver) and the part inside it (serving)."""
     if not serving_exists:
@@ -133,11 +128,6 @@ def _order_key(row: Row) -> tuple:
 def in_statement_order(rows: list[Row]) -> list[Row]:
     """Sort collected statement rows: a statement is small, so Python sorts it without another Spark job."""
     return sorted(rows, key=_order_key)
-
-
-def statement_rows(lake: Lake, account: str, start: date, end: date, window_start: date) -> list[Row]:
-    """The statement's transactions, oldest first, with the contract's columns."""
-    return in_statement_order(statement_frame(lake, account, start, end, window_start).collect())
 
 
 @dataclass(frozen=True)
@@ -236,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     lake = Lake(spark, config.warehouse)
     if not lake.exists(SILVER):
         return fail("statement", f"no lake at {config.warehouse}: {SILVER} does not exist")
-    window_start = serving_window_start(config.current_date(), config.serving_months)
+    window_start = serving_window(config).first_day
     with timed(log, f"statement {account} {start}..{end}"):
         print_statement(lake, account, start, end, window_start, args.format)
     return 0

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pyspark.sql import functions as F
 
-    from jobs.backfill import render_summary, run_backfill
     from ledgerlake.lake import open_lake
+    from ledgerlake.load.backfill import render_summary, run_backfill
     from ledgerlake.load.discovery import discover, month_range
     from ledgerlake.query.sql import print_result
     from ledgerlake.samples.legacy import generate

@@ -1,7 +1,7 @@
 """Deterministic generator of contract-conformant legacy batch files.
 
 Writes ``core_banking`` (fixed-width, ISO-8859-1) and ``cards`` (pipe-delimited,
-UTF-8) files as described in ``/work/shared/contracts``, optionally with
+UTF-8) files in the formats of ``docs/formats.md``, optionally with
 record-level and file-level defects injected on purpose, and returns a
 :class:`Manifest` stating what a correct loader must make of them when they
 are loaded into an empty lake in business-date order.

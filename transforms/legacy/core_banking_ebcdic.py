@@ -81,6 +81,11 @@ def split_file(files: DataFrame) -> DataFrame:
     )
 
 
+def from_quarantine(records: DataFrame) -> DataFrame:
+    """Quarantined records -> their bytes again: ops.quarantine keeps the record decoded from cp037."""
+    return records.withColumn("record_bytes", F.encode("raw", CODEPAGE))
+
+
 def parse_records(records: DataFrame) -> DataFrame:
     """Records -> the same columns as the ASCII variant, so its rules and mapping apply unchanged."""
     text = {name: F.expr(f"decode({_bytes(pos)}, '{CODEPAGE}')") for name, pos in DETAIL_TEXT_FIELDS.items()}
@@ -123,6 +128,7 @@ SPEC = SourceSpec(
     order_key=order_key,
     split=split_file,
     parse=parse_records,
+    from_quarantine=from_quarantine,
     file_stats=FILE_STATS,
     file_checks=core_banking.FILE_CHECKS,
     is_detail="rec_type = 'D'",

@@ -69,6 +69,8 @@ class SourceSpec:
     identity: str                               # SQL: 64-bit hash of the record's full raw content
     control_totals: dict[str, str] = field(default_factory=dict)  # ledger column -> SQL over stats
     probe_bytes: int = 256                      # how much of a file discovery reads for its date
+    # quarantined records (file_sha, record_no, raw: the text ops.quarantine keeps) -> what ``parse`` reads
+    from_quarantine: Callable[[DataFrame], DataFrame] | None = None
 
     @property
     def reasons(self) -> list[str]:
