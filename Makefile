@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA ?= demo-data
 export LEDGERLAKE_WAREHOUSE ?= $(CURDIR)/warehouse/lake
 
-.PHONY: venv demo test test-fast bench lint clean spark-conf airflow
+.PHONY: venv demo test test-fast bench lint clean spark-conf airflow compose-env
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(wildcard ledgerlake/java/ledgerlake/spark/*.java)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
@@ -37,6 +37,10 @@ bench: venv
 # Extra set-up flags: make airflow AIRFLOW_SETUP_ARGS="--landing cards=$$PWD/demo-data/cards --pool-slots cards=2"
 airflow: venv
 	$(PY) -m ledgerlake.orchestration.airflow_setup --standalone $(AIRFLOW_SETUP_ARGS)
+
+# docker-compose's secrets (none has a default): generated once into a git-ignored .env.
+compose-env:
+	$(PYTHON) docker/compose_env.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

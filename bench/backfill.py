@@ -48,7 +48,7 @@ from ledgerlake.load.backfill import run_backfill
 from transforms.legacy import get_source
 data, lake_root = sys.argv[1], sys.argv[2]
 spark = build_session(LakeConfig(warehouse=lake_root), "bench-backfill")
-lake = open_lake(spark, lake_root)
+lake = open_lake(spark, lake_root, create=True)
 spec = get_source("core_banking"); months = month_range(None, None)
 t0 = time.monotonic()
 found = discover(spec, data, months)

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(lake_root, ignore_errors=True)
     spark = build_session(LakeConfig(warehouse=str(lake_root), master=args.master), "bench-dq-gate")
     clock.attach_jvm()
-    lake = open_lake(spark, str(lake_root))
+    lake = open_lake(spark, str(lake_root), create=True)
 
     batch = clock.time("classify + cache (not the gate)", lambda: classify(lake, "core_banking", data))
     n = batch.classified.count()

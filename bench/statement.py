@@ -111,7 +111,7 @@ def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, Path
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     spark = build_session(LakeConfig(warehouse=str(raw)), "bench-statement-build")
-    lake = open_lake(spark, str(raw))
+    lake = open_lake(spark, str(raw), create=True)
     first = date(today.year - args.years, today.month, 1) + timedelta(days=31)
     first = date(first.year, first.month, 1)
     window = window_for(today, args.serving_months).first_day

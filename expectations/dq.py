@@ -12,7 +12,7 @@ import sys
 import uuid
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
-from ledgerlake.console import configure_logging, fail, render_table
+from ledgerlake.console import configure_logging, exit_statuses, fail, render_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_statuses("dq")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.action == "suites":

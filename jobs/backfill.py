@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args, parse_iso_date
-from ledgerlake.console import configure_logging, fail
+from ledgerlake.console import configure_logging, exit_statuses, fail
 from ledgerlake.load.backfill import DEFAULT_BATCH_MB
 from ledgerlake.load.discovery import InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
@@ -43,12 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="data-quality suites folder (env LEDGERLAKE_EXPECTATIONS; default: expectations/suites)")
     add_common_arguments(parser)
     parser.epilog = ("exit status: 0 loaded, 1 a file was rejected or the data-quality gate blocked a batch "
-                     "(nothing of that batch was written), 2 bad input")
+                     "(nothing of that batch was written), 2 bad input, 3 transient failure (safe to rerun)")
     return parser
 
 
+@exit_statuses("backfill")
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 a file rejected or a batch blocked, 2 bad input)."""
+    """Command-line entry point; returns the exit status (0 ok, 1 a file rejected or a batch blocked, 2 bad input).
+
+    Anything raised is exit status 3 (``exit_statuses``).
+    """
     from expectations.gate import BatchGate
     from expectations.suite import SuiteError
 
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from ledgerlake.session import build_session
 
     spark = build_session(config, f"ledgerlake-backfill-{spec.name}")
-    lake = open_lake(spark, config.warehouse)
+    lake = open_lake(spark, config.warehouse, create=True)
     result = run_backfill(lake, spec, found, months, batch_bytes=args.batch_mb << 20, config=config, gate=gate)
     print(render_summary(result))
     if result.blocked is not None:

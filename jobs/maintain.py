@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
-from ledgerlake.console import configure_logging, fail, timed
+from ledgerlake.console import configure_logging, exit_statuses, fail, timed
 from ledgerlake.load.discovery import InputError, parse_month
 from ledgerlake.upkeep.optimize import DEFAULT_RECENT_DAYS
 from ledgerlake.upkeep.vacuum import DEFAULT_RETAIN_HOURS, MIN_RETAIN_HOURS
@@ -77,6 +77,7 @@ def parse_months(text: str | None) -> list[str] | None:
     return sorted(set(months))
 
 
+@exit_statuses("maintain")
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 done, 1 roll-off check or serving audit failed, 2 bad input."""
     from expectations.gate import TableGate

@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
-from ledgerlake.console import configure_logging, fail
+from ledgerlake.console import configure_logging, exit_statuses, fail
 from ledgerlake.load.discovery import InputError, month_range
 
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_statuses("reconcile")
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 reconciled, 1 differences, 2 bad input)."""
     args = build_parser().parse_args(argv)
@@ -49,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         since = parse_since(args.parity_since)
     except (ConfigError, InputError) as exc:
         return fail("reconcile", str(exc))
-    if "://" not in config.warehouse and not Path(config.warehouse).is_dir():
-        return fail("reconcile", f"no lake at {config.warehouse}")
 
     from ledgerlake.lake import open_lake
     from ledgerlake.session import build_session

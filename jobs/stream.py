@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
-from ledgerlake.console import configure_logging, fail
+from ledgerlake.console import TRANSIENT, configure_logging, exit_statuses, fail
 from ledgerlake.load.checkpoint import CHECKPOINT_NAME
 from ledgerlake.load.stream import DEFAULT_MAX_FILES, DEFAULT_TRIGGER_SECONDS, StreamInputError, local_landing_path
 from ledgerlake.session import small_commit_conf
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_statuses("stream")
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: 0 after a clean stop or a finished --available-now run, 1 on failure, 2 bad input."""
+    """Command-line entry point: 0 after a clean stop or a finished --available-now run, 2 bad input, 3 failure."""
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         app_id = claim_checkpoint(spark, checkpoint, landing, config.warehouse)
     except StreamInputError as exc:
         return fail("stream", str(exc))
-    lake = open_lake(spark, config.warehouse)
+    lake = open_lake(spark, config.warehouse, create=True)
     summary = RunSummary()
     query = start_stream(lake, config, landing, checkpoint, app_id, summary,
                          available_now=args.available_now, trigger_seconds=args.trigger_seconds,
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     error = run_until_stopped(query)
     print(summary.render())
     if error:
-        return fail("stream", f"the stream failed: {error}", code=1)
+        return fail("stream", f"the stream failed: {error} (transient failure: safe to retry)", code=TRANSIENT)
     return 0
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar, cast
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -29,10 +31,47 @@ def timed(log: logging.Logger, what: str) -> Iterator[None]:
     log.info("%s took %.1fs", what, time.monotonic() - started)
 
 
-def fail(command: str, message: str, code: int = 2) -> int:
+# Exit statuses of every command, as the DAG tasks read them: 1 and 2 are final, 3 is retried.
+DONE, REFUSED, BAD_INPUT, TRANSIENT = 0, 1, 2, 3
+
+
+class BadInput(ValueError):
+    """Input the command cannot work with (exit status 2): retrying would give the same answer."""
+
+
+def fail(command: str, message: str, code: int = BAD_INPUT) -> int:
     """Print a one-line error for the user and return the exit status."""
     print(f"ledgerlake {command}: error: {message}", file=sys.stderr)
     return code
+
+
+Main = TypeVar("Main", bound=Callable[..., int])
+
+
+def exit_statuses(command: str) -> Callable[[Main], Main]:
+    """Decorate a command's ``main`` so that every way out has its exit status.
+
+    ``main`` returns 0 (done), 1 (data refused) or 2 (bad input) itself. Of what it raises,
+    ``BadInput`` exits 2 and anything else 3 (transient: a conflict that outlived its retries,
+    a lost executor, an I/O error), with the trace in the log and one line on stderr: the
+    jobs are idempotent, so the scheduler retries them.
+    """
+
+    def decorate(main: Main) -> Main:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except BadInput as exc:
+                return fail(command, str(exc))
+            except Exception as exc:
+                logging.getLogger(f"ledgerlake.{command}").error("failed", exc_info=True)
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                return fail(command, f"{type(exc).__name__}: {first} (transient failure: safe to retry)", TRANSIENT)
+
+        return cast(Main, run)
+
+    return decorate
 
 
 class Progress:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from warehouse.tables import ALL_TABLES, TableDef
+from ledgerlake.console import BadInput
+from warehouse.tables import ALL_TABLES, SILVER_TRANSACTIONS, TableDef
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
@@ -71,6 +73,10 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
             log.warning("%s: concurrent commit, retry %d/%d in %.1fs", what, attempt, attempts - 1, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+class LakeNotFound(BadInput):
+    """The path holds no lake: a wrong --warehouse, an unmounted volume, a sub-folder."""
 
 
 class Lake:
@@ -151,6 +157,13 @@ class Lake:
     def exists(self, name: str) -> bool:
         return self._has_log(name)
 
+    def require(self) -> Lake:
+        """This lake, or ``LakeNotFound`` when its root holds none."""
+        if not self.exists(SILVER_TRANSACTIONS.name):
+            raise LakeNotFound(f"no lake at {self.root} ({SILVER_TRANSACTIONS.name} is not there): check "
+                               "--warehouse or LEDGERLAKE_WAREHOUSE; only backfill and stream create a lake")
+        return self
+
     def read(self, name: str) -> DataFrame:
         return self.spark.read.format("delta").load(self.path(name))
 
@@ -171,9 +184,18 @@ def _registered(spark: SparkSession) -> dict[str, str]:
     return spark._ledgerlake_registered  # type: ignore[attr-defined]
 
 
-def open_lake(spark: SparkSession, root: str) -> Lake:
-    """The lake at root, its tables created if missing and registered by name."""
-    return Lake(spark, root).ensure()
+def open_lake(spark: SparkSession, root: str, create: bool = False) -> Lake:
+    """The lake at root, its tables registered by name (and any table a newer version added, created).
+
+    Only the loads pass ``create``: they make a new lake where none is, and say so on stderr.
+    Every other command gets ``LakeNotFound`` (exit status 2) rather than an empty lake.
+    """
+    lake = Lake(spark, root)
+    if create and not lake.exists(SILVER_TRANSACTIONS.name):
+        print(f"ledgerlake: no lake at {root}: creating a new one", file=sys.stderr, flush=True)
+    else:
+        lake.require()
+    return lake.ensure()
 
 
 def hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledgerlake.config import LakeConfig
+from ledgerlake.extensions import READ_ONLY_EXTENSION, extensions_jar
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 # Pinned with the delta-spark wheel: Maven artifacts carry the Spark minor version.
 DELTA_VERSION = "4.4.0"
 SCALA_VERSION = "2.13"
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 
 
 def spark_home() -> Path:
@@ -25,6 +27,11 @@ def spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).resolve().parent
+
+
+def extensions_classpath() -> Path:
+    """The jar of the project's Spark extensions, built against this PySpark's jars on first use."""
+    return extensions_jar(spark_home() / "jars")
 
 
 def delta_package() -> str:
@@ -39,7 +46,9 @@ def base_spark_conf(config: LakeConfig) -> dict[str, str]:
     """Settings every ledgerlake session uses; user --conf values override them."""
     cores = os.cpu_count() or 2
     conf = {
-        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        # Delta, and the read-only switch of the SQL commands (inactive unless they turn it on)
+        "spark.sql.extensions": f"{DELTA_EXTENSION},{READ_ONLY_EXTENSION}",
+        "spark.jars": str(extensions_classpath()),
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Transactions are UTC by contract; never let the machine's zone leak in.
         "spark.sql.session.timeZone": "UTC",
@@ -54,13 +63,19 @@ def base_spark_conf(config: LakeConfig) -> dict[str, str]:
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "64",
+        # VACUUM lists a table's directories with a Spark job of this many tasks (Spark's default:
+        # 10,000, a minute of task scheduling on a few cores even for an empty table)
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(max(4, cores * 2)),
         # decode() of mainframe code pages (cp037) for the EBCDIC feed
         "spark.sql.legacy.javaCharsets": "true",
         # Spark 4.2.0 leaves :named and ? markers unbound in its default substitution mode; the
         # constants-only mode binds them (statements bind the account id and dates as parameters)
         "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
     }
+    user_jars = config.spark_conf.get("spark.jars")
     conf.update(config.spark_conf)
+    if user_jars:
+        conf["spark.jars"] = f"{user_jars},{extensions_classpath()}"
     return conf
 
 
@@ -77,7 +92,7 @@ def build_session(config: LakeConfig, app_name: str) -> SparkSession:
     conf = base_spark_conf(config)
     if under_spark_submit():
         # spark-submit resolved --packages/--master already; only session-level settings apply.
-        for key in ("spark.driver.memory", "spark.jars.packages"):
+        for key in ("spark.driver.memory", "spark.jars.packages", "spark.jars"):
             conf.pop(key, None)
         if config.master:
             builder = builder.master(config.master)

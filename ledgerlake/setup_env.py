@@ -1,4 +1,4 @@
-"""One-time set-up of the virtualenv's Spark: Delta on spark-submit's classpath, jars cached.
+"""One-time set-up of the virtualenv's Spark: Delta and the project's extensions on spark-submit's classpath.
 
 Run by ``make venv``. It writes ``spark-defaults.conf`` into the installed PySpark's
 ``conf/`` folder so that ``spark-submit jobs/backfill.py ...`` finds Delta without
@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ledgerlake.session import delta_package, spark_home
+from ledgerlake.extensions import READ_ONLY_EXTENSION
+from ledgerlake.session import DELTA_EXTENSION, delta_package, extensions_classpath, spark_home
 
 MARK = "# written by ledgerlake.setup_env"
 
@@ -27,7 +28,8 @@ def write_spark_defaults() -> Path:
     target.write_text(
         f"{MARK}\n"
         f"spark.jars.packages {delta_package()}\n"
-        "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension\n"
+        f"spark.jars {extensions_classpath()}\n"
+        f"spark.sql.extensions {DELTA_EXTENSION},{READ_ONLY_EXTENSION}\n"
         "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog\n"
         "spark.sql.session.timeZone UTC\n"
         "spark.sql.legacy.javaCharsets true\n"

@@ -42,7 +42,7 @@ def empty_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ledgerlake.lake import open_lake
 
     root = tmp_path_factory.mktemp("template") / "lake"
-    open_lake(spark, str(root))
+    open_lake(spark, str(root), create=True)
     return root
 
 

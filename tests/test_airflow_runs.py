@@ -178,7 +178,7 @@ def test_reconciliation_dag_fails_loudly_on_a_difference(airflow, spark):
     data = airflow.root / "reconcile"
     core_file(data, [core_detail(txn_id=CB(n), amount="-2.50") for n in (21, 22)], "20240301")
     warehouse = airflow.root / "reconcile-lake"
-    lake = open_lake(spark, str(warehouse))
+    lake = open_lake(spark, str(warehouse), create=True)
     assert backfill(lake, "core_banking", data).exit_code == 0
     lake.delta("silver.transactions").delete(F.col("txn_id") == CB(22))     # a row lost after the load
 

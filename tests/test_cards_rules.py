@@ -22,6 +22,8 @@ RECORD_CASES = {
     "BAD_TIME": (card_line(ref=ref(5), time="12:60:00"), "BAD_TIME"),
     "BAD_CURRENCY": (card_line(ref=ref(6), currency="BTC"), "BAD_CURRENCY"),
     "BAD_MCC": (card_line(ref=ref(7), mcc="54A1"), "BAD_MCC"),
+    "BAD_TXN_ID_line_separator": (card_line(ref=ref(9) + "\u2028"), "BAD_TXN_ID"),
+    "BAD_MCC_next_line": (card_line(ref=ref(10), mcc="5411\u0085"), "BAD_MCC"),
     "ORDER_date_before_mcc": (card_line(ref=ref(8), day="32/01/2024", mcc="X"), "BAD_DATE"),
 }
 GOOD = [
@@ -89,6 +91,9 @@ def _file_cases(folder):
                                            count=4, net="-6.60")
     cases["CONTROL_COUNT_MISMATCH"] = cards_file(folder, good, "20240309", count=2)
     cases["CONTROL_TOTAL_MISMATCH"] = cards_file(folder, good, "20240310", net="-6.61")
+    path = cards_file(folder, [*good, card_line(ref=ref(296), merchant="CAFÉ MÜNCHEN", amount="-1.00")], "20240312")
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))      # one merchant name in Latin-1
+    cases["MALFORMED_RECORD_not_utf8"] = path
     cases["ORDER_header_before_trailer"] = cards_file(folder, good, "20240311", header="X",
                                                       trailer="not a trailer")
     return cases
@@ -100,6 +105,7 @@ FILE_EXPECTED = {
     "MALFORMED_RECORD_quote": "MALFORMED_RECORD", "MALFORMED_RECORD_after_trailer": "MALFORMED_RECORD",
     "BAD_AMOUNT_FIELD": "BAD_AMOUNT_FIELD", "CONTROL_COUNT_MISMATCH": "CONTROL_COUNT_MISMATCH",
     "CONTROL_TOTAL_MISMATCH": "CONTROL_TOTAL_MISMATCH", "ORDER_header_before_trailer": "BAD_COLUMN_HEADER",
+    "MALFORMED_RECORD_not_utf8": "MALFORMED_RECORD",
 }
 
 
@@ -118,6 +124,14 @@ def test_file_check_rejects_whole_file(file_lake, case):
     entry = ledger(lake)[cases[case].name]
     assert (entry["status"], entry["reason"]) == ("REJECTED", FILE_EXPECTED[case])
     assert cases[case].exists()
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_byte(file_lake):
+    lake, _, cases = file_lake
+    data = cases["MALFORMED_RECORD_not_utf8"].read_bytes()
+    entry = ledger(lake)[cases["MALFORMED_RECORD_not_utf8"].name]
+    offset = data.index("É".encode("latin-1"))
+    assert entry["reason_detail"] == f"not valid UTF-8 at line 5, byte offset {offset}"
 
 
 def test_rejected_files_publish_nothing(file_lake):

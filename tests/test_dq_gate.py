@@ -313,7 +313,11 @@ def test_serving_audit_and_the_upsert_audit_of_the_stream(lake):
             ("EV1", "000000000002", d(2024, 5, 2), Decimal("-7.00"))]       # a duplicated txn_id
     _serving_rows(spark, rows).write.format("delta").mode("append").save(lake.path("serving.transactions_recent"))
 
-    report = audit_serving(lake, run_id="serving", today=d(2024, 6, 15), serving_months=6)
+    audited = audit_serving(lake, TableGate.load("serving.transactions_recent"), run_id="serving",
+                            today=d(2024, 6, 15), serving_months=6)
+    assert audited is not None
+    report, html = audited
+    assert html is not None and html.endswith(".html")
 
     assert failed(report) == {("serving_transactions.txn_id_unique", "2024-05"),
                               ("serving_transactions.txn_id_unique", "2024-06")}

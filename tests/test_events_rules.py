@@ -71,6 +71,10 @@ LINE_CASES = [
     ("missing emitted_at", {k: v for k, v in posted(58).items() if k != "emitted_at"}, "missing field emitted_at"),
     ("bad emitted_at", posted(59, emitted_at="now"), "emitted_at \"now\" is not an ISO-8601"),
     ("cancellation with a bad txn_id", dict(cancelled(60), txn_id="CB1"), "is not CB followed by 18 digits"),
+    ("txn_id with a trailing line break", dict(posted(62), txn_id=txn(62) + "\n"), "is not CB followed by 18 digits"),
+    ("account with a trailing line separator", posted(63, account_no="123456789012\u2028"), "is not 12 digits"),
+    ("amount with a trailing carriage return", posted(64, amount="12.50\r"), "is not a decimal"),
+    ("value_date with a trailing line break", posted(65, value_date="2026-07-01\n"), "is not a date"),
     ("cancellation without emitted_at", {k: v for k, v in cancelled(61).items() if k != "emitted_at"},
      "missing field emitted_at"),
 ]
@@ -124,6 +128,31 @@ def test_file_without_final_newline(spark):
                                   "source_file STRING, landed_at TIMESTAMP, content BINARY")
     got = sorted((r["source_file"], r["record_no"], r["raw"]) for r in frame.transform(split_lines).collect())
     assert got == [("a.jsonl", 1, '{"a": 1}'), ("a.jsonl", 2, '{"b": 2}')]
+
+
+def test_lines_that_are_not_utf8_are_bad_events_shown_as_latin1(spark):
+    import gzip
+    import json
+
+    from transforms.events import parse_events, split_lines
+
+    good = json.dumps(posted(70)).encode()
+    latin1 = json.dumps(posted(71, description="CAFÉ"), ensure_ascii=False).encode("latin-1")
+    packed = gzip.compress(good + b"\n" + good + b"\n")
+    frame = spark.createDataFrame(
+        [("mixed.jsonl", None, good + b"\n" + latin1 + b"\r\n" + "{\"é\": 1}".encode() + b"\n"),
+         ("packed.jsonl", None, packed)],
+        "source_file STRING, landed_at TIMESTAMP, content BINARY")
+    got = {(r["source_file"], r["record_no"]): r for r in frame.transform(split_lines).transform(parse_events).collect()}
+    assert got["mixed.jsonl", 1]["reason"] is None and got["mixed.jsonl", 1]["utf8"] is True
+    bad = got["mixed.jsonl", 2]
+    assert (bad["reason"], bad["utf8"]) == ("BAD_EVENT", False)
+    assert bad["reason_detail"].startswith("not valid UTF-8")
+    assert bad["raw"] == latin1.decode("latin-1")               # every byte kept, one character each
+    assert got["mixed.jsonl", 3]["raw"] == '{"é": 1}' and got["mixed.jsonl", 3]["utf8"] is True
+    packed_lines = [r for key, r in got.items() if key[0] == "packed.jsonl"]
+    assert packed_lines and all(r["reason"] == "BAD_EVENT" for r in packed_lines)
+    assert len(packed_lines) == len(packed.removesuffix(b"\n").split(b"\n"))
 
 
 # ---- semantics over several micro-batches ---------------------------------------------------------------

@@ -19,13 +19,24 @@ def files(tmp_path_factory):
     return root / "core", manifest
 
 
+BATCH_BYTES = 24_000      # four of the eight files per batch: two batches, so a crash can fall between them
+
+
+@pytest.fixture(scope="module")
+def clean(files, new_lake, tmp_path_factory):
+    """The files loaded without a crash: the lake and the run's result."""
+    lake = new_lake(tmp_path_factory.mktemp("clean") / "lake")
+    return lake, backfill(lake, "core_banking", files[0], batch_bytes=BATCH_BYTES)
+
+
 def snapshot(lake):
     return {t: table_snapshot(lake, t, VOLATILE) for t in TABLES}
 
 
-def test_generated_files_load_as_their_manifest_says(lake, files):
-    folder, manifest = files
-    result = backfill(lake, "core_banking", folder, batch_bytes=12_000)   # several commits
+def test_generated_files_load_as_their_manifest_says(clean, files):
+    _, manifest = files
+    lake, result = clean
+    assert result.count("LOADED") + result.count("REJECTED") == len(manifest.files)
     got = ledger(lake)
     for f in manifest.files:
         entry = got[f.name]
@@ -39,13 +50,11 @@ def test_generated_files_load_as_their_manifest_says(lake, files):
 
 
 @pytest.mark.parametrize("crash_in", ["write_silver", "record_files"])
-def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, monkeypatch, crash_in, new_lake):
+def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, clean, monkeypatch, crash_in, new_lake):
     from ledgerlake.load import sinks as ledger_module
 
     folder, _ = files
-    clean = new_lake(tmp_path / "clean")
-    backfill(clean, "core_banking", folder, batch_bytes=12_000)
-    expected = snapshot(clean)
+    expected = snapshot(clean[0])
 
     crashed = new_lake(tmp_path / "crashed")
     real = getattr(ledger_module, crash_in)
@@ -61,19 +70,18 @@ def test_crash_mid_run_then_rerun_equals_clean_run(spark, tmp_path, files, monke
 
     monkeypatch.setattr(ledger_module, crash_in, crash_on_second_batch)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        backfill(crashed, "core_banking", folder, batch_bytes=12_000)
+        backfill(crashed, "core_banking", folder, batch_bytes=BATCH_BYTES)
     monkeypatch.setattr(ledger_module, crash_in, real)
 
-    backfill(crashed, "core_banking", folder, batch_bytes=12_000)
+    backfill(crashed, "core_banking", folder, batch_bytes=BATCH_BYTES)
 
     assert snapshot(crashed) == expected
 
 
-def test_month_ranges_in_any_order_give_the_full_load(spark, tmp_path, files, new_lake):
+def test_month_ranges_in_any_order_give_the_full_load(spark, tmp_path, files, clean, new_lake):
 
     folder, _ = files
-    whole = new_lake(tmp_path / "whole")
-    backfill(whole, "core_banking", folder)
+    whole = clean[0]
     split = new_lake(tmp_path / "split")
     feb = backfill(split, "core_banking", folder, "2024-02", "2024-02")
     jan = backfill(split, "core_banking", folder, "2024-01", "2024-01")

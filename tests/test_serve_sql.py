@@ -34,7 +34,7 @@ def free_port() -> int:
 class Server:
     """A `ledgerlake serve-sql` child process and the lines it printed."""
 
-    def __init__(self, warehouse: str, port: int, log_path: Path) -> None:
+    def __init__(self, warehouse: str, port: int, log_path: Path, *extra: str) -> None:
         self.port = port
         self.lines: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
@@ -43,7 +43,7 @@ class Server:
         self.log = log_path.open("w")
         self.proc = subprocess.Popen(
             [str(BIN / "ledgerlake"), "serve-sql", "--port", str(port), "--warehouse", warehouse,
-             "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2"],
+             "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2", *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -64,16 +64,18 @@ class Server:
         raise AssertionError(f"serve-sql did not start: {''.join(self.stdout)}")
 
 
-def beeline_command(port: int, script: Path) -> list[str]:
-    return [str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default", "-n", "tester",
+def beeline_command(port: int, script: Path, user: str = "tester", password: str | None = None) -> list[str]:
+    login = ["-n", user, *(["-p", password] if password is not None else [])]
+    return [str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default", *login,
             "--silent=true", "--outputformat=csv2", "--showHeader=false", "--force=true", "-f", str(script)]
 
 
-def beeline(port: int, tmp_path: Path, *queries: str) -> subprocess.CompletedProcess:
+def beeline(port: int, tmp_path: Path, *queries: str, user: str = "tester",
+            password: str | None = None) -> subprocess.CompletedProcess:
     script = tmp_path / f"q{time.monotonic_ns()}.sql"
     script.write_text("\n".join(queries) + "\n")
-    return subprocess.run(beeline_command(port, script), capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "SPARK_HOME": str(spark_home())})
+    return subprocess.run(beeline_command(port, script, user, password), capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "SPARK_HOME": str(spark_home())})
 
 
 def results(stdout: str) -> list[tuple[int, Decimal]]:
@@ -83,7 +85,11 @@ def results(stdout: str) -> list[tuple[int, Decimal]]:
 @pytest.mark.parametrize("args,message", [
     (["--port", "0"], "--port must be 1-65535, got 0"),
     (["--port", "70000"], "--port must be 1-65535, got 70000"),
-    (["--host", "203.0.113.250"], "203.0.113.250:10000 is already in use (or not an address of this machine)"),
+    (["--host", "203.0.113.250", "--password-file", __file__],
+     "203.0.113.250:10000 is already in use (or not an address of this machine)"),
+    (["--host", "0.0.0.0"], "--host 0.0.0.0 lets other machines connect: pass --password-file (users and hashed "
+                            "passwords, see --hash-password)"),
+    (["--password-file", "/nonexistent/passwords"], "--password-file /nonexistent/passwords is not a readable file"),
 ])
 def test_bad_port_or_host_is_one_line_error(tmp_path, args, message):
     proc = subprocess.run([str(BIN / "ledgerlake"), "serve-sql", *args, "--warehouse", str(tmp_path / "lake")],
@@ -141,6 +147,65 @@ def test_tables_resolve_by_name_and_errors_go_to_the_client(served, tmp_path):
     # the failing query's error reached the client, and the queries after it were still answered
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "UNRESOLVED_COLUMN" in errors[0]
+
+
+@pytest.mark.slow
+def test_clients_may_query_but_never_change_the_lake(served, tmp_path):
+    lake, server = served
+    version = lake.version(SILVER)
+    proc = beeline(server.port, tmp_path,
+                   "DELETE FROM silver.transactions;",
+                   "DROP TABLE serving.transactions_recent;",
+                   "RESTORE TABLE silver.transactions TO VERSION AS OF 0;",
+                   "SET spark.databricks.delta.retentionDurationCheck.enabled = false;",
+                   "VACUUM silver.transactions RETAIN 0 HOURS;",
+                   "SELECT * FROM text.`/etc/passwd`;",
+                   "ADD JAR /tmp/anything.jar;",
+                   "SELECT count(*), sum(amount) FROM silver.transactions;")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 7 and all("read-only lake:" in e for e in errors), proc.stderr[-3000:]
+    assert "outside the lake" in errors[5] and "root:" not in proc.stdout      # not a line of the system file
+    assert results(proc.stdout) == [(30, Decimal("-30.00"))]
+    assert lake.version(SILVER) == version and lake.exists(SERVING)
+    log = Path(server.log.name).read_text()
+    assert "query by tester" in log and "DELETE FROM silver.transactions" in log
+
+
+def test_hash_password_writes_a_line_the_server_can_check(ledgerlake_cli, monkeypatch):
+    import base64
+    import hashlib
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    proc = ledgerlake_cli("serve-sql", "--hash-password", "alice")
+    assert proc.returncode == 0, proc.stderr
+    user, stored = proc.stdout.strip().split(":", 1)
+    scheme, iterations, salt, digest = stored.split("$")
+    assert (user, scheme, int(iterations)) == ("alice", "pbkdf2_sha256", 600_000)
+    assert hashlib.pbkdf2_hmac("sha256", b"s3cret", base64.b64decode(salt), int(iterations)) == base64.b64decode(digest)
+
+
+@pytest.mark.slow
+def test_a_password_file_admits_its_users_only(spark, new_lake, tmp_path):
+    from ledgerlake.query.serve_sql import password_line
+
+    lake = new_lake(tmp_path / "lake")
+    passwords = tmp_path / "passwords"
+    passwords.write_text(password_line("alice", "s3cret", iterations=1000) + "\n")
+    server = Server(lake.root, free_port(), tmp_path / "server.log", "--password-file", str(passwords))
+    try:
+        server.wait_ready()
+        ok = beeline(server.port, tmp_path, "SELECT count(*), 0.00 FROM ops.load_ledger;", user="alice",
+                     password="s3cret")
+        assert results(ok.stdout) == [(0, Decimal("0.00"))], ok.stderr[-2000:]
+        for user, password in (("alice", "wrong"), ("mallory", "s3cret"), ("alice", None)):
+            denied = beeline(server.port, tmp_path, "SELECT count(*), 0.00 FROM ops.load_ledger;", user=user,
+                             password=password)
+            assert results(denied.stdout) == [] and "Error" in denied.stderr, (user, denied.stdout)
+    finally:
+        server.proc.kill()
+        server.proc.wait()
+        server.log.close()
 
 
 @pytest.mark.slow

@@ -122,7 +122,7 @@ def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, mo
         monkeypatch.setattr(microbatch, "MAX_LISTED_KEYS", 0)   # the same batch, written by the MERGE fallback
     if crash_batch == 1:
         shutil.copytree(after_first, tmp_path / "crashed")
-    crashed = open_lake(spark, str(tmp_path / "crashed"))
+    crashed = open_lake(spark, str(tmp_path / "crashed"), create=True)
     batch = FIRST if crash_batch == 0 else SECOND
     real = getattr(sinks, crash_in)
     calls = {"n": 0}

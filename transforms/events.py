@@ -21,8 +21,9 @@ from pyspark.sql import functions as F
 
 from transforms import publish
 from transforms.legacy.core_banking import TXN_CODES
-from transforms.legacy.formats import file_lines, without_cr
+from transforms.legacy.formats import LATIN1, UTF8, file_lines, utf8_line, valid_utf8, without_cr
 from transforms.legacy.spec import CURRENCIES, sql_in
+from transforms.patterns import matches
 
 SOURCE_SYSTEM = "events"
 BAD_EVENT = "BAD_EVENT"
@@ -38,13 +39,13 @@ BATCH = "BATCH"        # a batch file already loaded this txn_id: nothing change
 # State of a streamed txn_id in ops.stream_state.
 LIVE, TOMBSTONE, BATCH_OWNED = "LIVE", "CANCELLED", "BATCH"
 
-# Regular expressions go into SQL string literals, where a backslash is an escape: classes only.
-TXN_ID_FORMAT = "^CB[0-9]{18}$"
-ACCOUNT_FORMAT = "^[0-9]{12}$"
-DATE_FORMAT = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-TIMESTAMP_FORMAT = ("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?"
-                    "(Z|[+-][0-9]{2}:?[0-9]{2})$")
-DECIMAL_FORMAT = "^-?[0-9]{1,16}([.][0-9]{1,2})?$"       # at most 2 decimals; fits DECIMAL(18,2)
+# Whole-value patterns (anchored by transforms.patterns).
+TXN_ID_FORMAT = "CB[0-9]{18}"
+ACCOUNT_FORMAT = "[0-9]{12}"
+DATE_FORMAT = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+TIMESTAMP_FORMAT = ("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?"
+                    "(Z|[+-][0-9]{2}:?[0-9]{2})")
+DECIMAL_FORMAT = "-?[0-9]{1,16}([.][0-9]{1,2})?"       # at most 2 decimals; fits DECIMAL(18,2)
 
 # Fields every event carries, and those TXN_POSTED / TXN_CORRECTED add (contract order).
 COMMON_FIELDS = ("event_id", "event_type", "txn_id", "sequence")
@@ -108,16 +109,17 @@ def _only_for_postings(rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 RULES: list[tuple[str, str]] = [
+    ("utf8", f"'not valid UTF-8 (raw_record shows its bytes as {LATIN1} characters)'"),
     ("_v IS NOT NULL", "'not valid JSON'"),
     ("schema_of_variant(_v) LIKE 'OBJECT<%'", "format_string('not a JSON object but %s', schema_of_variant(_v))"),
     *_string_rule("event_id", "length(trim(_s_event_id)) > 0", "is empty"),
     *_string_rule("event_type", f"_s_event_type IN {sql_in(EVENT_TYPES)}", "is not one of " + ", ".join(EVENT_TYPES)),
-    *_string_rule("txn_id", f"_s_txn_id RLIKE '{TXN_ID_FORMAT}'", "is not CB followed by 18 digits"),
+    *_string_rule("txn_id", matches("_s_txn_id", TXN_ID_FORMAT), "is not CB followed by 18 digits"),
     (_present("sequence"), "'missing field sequence'"),
     ("_sequence IS NOT NULL AND _sequence >= 1",
      "format_string('sequence must be an integer >= 1, got %s', " + _shown("sequence") + ")"),
     *_only_for_postings([
-        *_string_rule("account_no", f"_s_account_no RLIKE '{ACCOUNT_FORMAT}'", "is not 12 digits"),
+        *_string_rule("account_no", matches("_s_account_no", ACCOUNT_FORMAT), "is not 12 digits"),
         *_string_rule("posted_at", "_posted_at IS NOT NULL",
                       "is not an ISO-8601 timestamp with Z or an offset"),
         *_string_rule("value_date", "_value_date IS NOT NULL", "is not a date YYYY-MM-DD"),
@@ -145,11 +147,11 @@ RULES: list[tuple[str, str]] = [
 
 def _timestamp(text: str) -> str:
     """SQL: an ISO-8601 text with Z or an offset as a TIMESTAMP (an instant), NULL when not one."""
-    return f"CASE WHEN {text} RLIKE '{TIMESTAMP_FORMAT}' THEN try_cast({text} AS TIMESTAMP) END"
+    return f"CASE WHEN {matches(text, TIMESTAMP_FORMAT)} THEN try_cast({text} AS TIMESTAMP) END"
 
 
 def _decimal(text: str) -> str:
-    return f"CASE WHEN {text} RLIKE '{DECIMAL_FORMAT}' THEN try_cast({text} AS DECIMAL(18,2)) END"
+    return f"CASE WHEN {matches(text, DECIMAL_FORMAT)} THEN try_cast({text} AS DECIMAL(18,2)) END"
 
 
 def split_lines(files: DataFrame) -> DataFrame:
@@ -157,15 +159,19 @@ def split_lines(files: DataFrame) -> DataFrame:
 
     Lines end with LF or CRLF; the terminator after the last line is optional. Every
     other column of ``files`` (file name, landing time, ...) is kept on each line, and
-    ``source_sha256`` fingerprints the file the line came from.
+    ``source_sha256`` fingerprints the file the line came from. Any bytes split: ``utf8``
+    is false for a line that is not valid UTF-8, whose ``raw`` then shows each byte as
+    its ISO-8859-1 character (a compressed or binary file gives such lines, never an error).
     """
     keep = [c for c in files.columns if c != "content"]
     # Hash and split once per file, before the explode: an expression on ``content`` next to the
     # generator would be evaluated (and the file's bytes carried) once per line.
-    per_file = files.select(*keep, F.sha2("content", 256).alias("source_sha256"), file_lines("UTF-8").alias("_lines"))
-    exploded = per_file.select(*keep, "source_sha256", F.posexplode("_lines").alias("_pos", "_line"))
+    per_file = files.select(*keep, F.sha2("content", 256).alias("source_sha256"),
+                            valid_utf8(F.col("content")).alias("_file_utf8"), file_lines(UTF8).alias("_lines"))
+    exploded = per_file.select(*keep, "source_sha256", "_file_utf8", F.posexplode("_lines").alias("_pos", "_line"))
+    raw, utf8 = utf8_line(without_cr("_line"), F.col("_file_utf8"))
     return exploded.select(*keep, "source_sha256", (F.col("_pos") + 1).cast("bigint").alias("record_no"),
-                           without_cr("_line").alias("raw"))
+                           raw.alias("raw"), utf8.alias("utf8"))
 
 
 def parse_events(lines: DataFrame) -> DataFrame:
@@ -188,7 +194,7 @@ def parse_events(lines: DataFrame) -> DataFrame:
                             f"THEN try_variant_get({_json('sequence')}, '$', 'bigint') END"),
         "_posted_at": F.expr(_timestamp("_s_posted_at")),
         "_emitted_at": F.expr(_timestamp("_s_emitted_at")),
-        "_value_date": F.expr(f"CASE WHEN _s_value_date RLIKE '{DATE_FORMAT}' "
+        "_value_date": F.expr(f"CASE WHEN {matches('_s_value_date', DATE_FORMAT)} "
                               "THEN try_to_date(_s_value_date, 'yyyy-MM-dd') END"),
         "_amount": F.expr(_decimal("_s_amount")),
         "_balance_after": F.expr(_decimal("_s_balance_after")),

@@ -207,18 +207,21 @@ def merge_transactions(lake: Lake, table: str, rows: DataFrame, months: list[str
 
 # --- ops tables ------------------------------------------------------------------------------------------------
 
+def _insert_once(lake: Lake, table: str, rows: DataFrame, same: str) -> None:
+    """Insert the rows that the table does not hold yet (``same``: the MERGE condition of t and s)."""
+    with_conflict_retry(
+        lambda: lake.delta(table).alias("t").merge(rows.alias("s"), same).whenNotMatchedInsertAll().execute(),
+        f"write {table}",
+    )
+
+
 def write_quarantine(lake: Lake, rows: DataFrame) -> None:
     """Insert quarantined records once per (source, file content, record number).
 
     ``rows``: shaped by ``transforms.publish.to_quarantine_rows``.
     """
-    with_conflict_retry(
-        lambda: lake.delta(QUARANTINE.name).alias("t")
-        .merge(rows.alias("s"), "t.source_system = s.source_system AND t.source_sha256 = s.source_sha256 "
-                                "AND t.record_no = s.record_no")
-        .whenNotMatchedInsertAll().execute(),
-        "write ops.quarantine",
-    )
+    _insert_once(lake, QUARANTINE.name, rows, "t.source_system = s.source_system "
+                 "AND t.source_sha256 = s.source_sha256 AND t.record_no = s.record_no")
 
 
 def write_parity(lake: Lake, found: DataFrame, detected_by: str, load_id: str) -> None:
@@ -229,14 +232,9 @@ def write_parity(lake: Lake, found: DataFrame, detected_by: str, load_id: str) -
         F.lit(load_id).alias("load_id"),
         F.current_timestamp().alias("detected_at"),
     )
-    with_conflict_retry(
-        lambda: lake.delta(PARITY.name).alias("t")
-        .merge(rows.alias("s"), "t.txn_id = s.txn_id AND t.field = s.field AND t.detected_by = s.detected_by "
-                                "AND t.streamed_sequence <=> s.streamed_sequence "
-                                "AND t.streamed_value <=> s.streamed_value AND t.batch_value <=> s.batch_value")
-        .whenNotMatchedInsertAll().execute(),
-        "write ops.parity",
-    )
+    _insert_once(lake, PARITY.name, rows, "t.txn_id = s.txn_id AND t.field = s.field "
+                 "AND t.detected_by = s.detected_by AND t.streamed_sequence <=> s.streamed_sequence "
+                 "AND t.streamed_value <=> s.streamed_value AND t.batch_value <=> s.batch_value")
 
 
 def append_state(lake: Lake, rows: DataFrame, app_id: str, batch_id: int) -> None:
@@ -280,10 +278,5 @@ def record_files(lake: Lake, rows: list[dict[str, Any]]) -> None:
     schema = ", ".join(f"{name} {typ}" for name, typ, _ in columns)
     data = (lake.spark.createDataFrame([tuple(r[name] for name, _, _ in columns) for r in rows], schema)
             .withColumn("processed_at", F.current_timestamp()))
-    with_conflict_retry(
-        lambda: lake.delta(LOAD_LEDGER.name).alias("t")
-        .merge(data.alias("s"), "t.source_system = s.source_system AND t.sha256 = s.sha256 "
-                               "AND t.status IN ('LOADED', 'REJECTED')")
-        .whenNotMatchedInsertAll().execute(),
-        "write ops.load_ledger",
-    )
+    _insert_once(lake, LOAD_LEDGER.name, data, "t.source_system = s.source_system AND t.sha256 = s.sha256 "
+                 "AND t.status IN ('LOADED', 'REJECTED')")

@@ -36,9 +36,9 @@ class LedgerlakeJob(SparkSubmitOperator):
     """spark-submit of a ledgerlake job through the project's Spark connection.
 
     Exit status 1 (data refused: a rejected file, a failed check) and 2 (bad input)
-    fail the task at once: retrying would give the same answer. Any other failure
-    (a lost executor, a killed JVM) is retried, which is safe because every job is
-    idempotent.
+    fail the task at once: retrying would give the same answer. Status 3 (a transient
+    failure: conflicts that outlived their retries, a lost executor, an I/O error) and
+    a killed JVM are retried with backoff, which is safe because every job is idempotent.
     """
 
     def __init__(self, *, job: str, **kwargs: Any) -> None:

@@ -35,7 +35,7 @@ VAR_VACUUM_RETAIN_HOURS = "ledgerlake_vacuum_retain_hours"
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
-    "retries": 2,
+    "retries": 3,          # exit status 3 (transient) and killed processes only: see LedgerlakeJob
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),

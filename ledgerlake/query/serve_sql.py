@@ -13,9 +13,14 @@ so the Delta jars are put on the driver's class path, not only on Spark's.
 from __future__ import annotations
 
 import argparse
+import base64
+import getpass
+import hashlib
+import ipaddress
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -25,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
-from ledgerlake.console import configure_logging, fail
+from ledgerlake.console import configure_logging, exit_statuses, fail
 from ledgerlake.query.statement import QUERY_SPARK_CONF
 from ledgerlake.session import spark_home
 
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10000
 DEFAULT_HOST = "127.0.0.1"
+CUSTOM_AUTHENTICATION_CLASS = "hive.server2.custom.authentication.class"
 _VERSIONED_JAR = re.compile(r"^(?:[^_]+_)?(?P<artifact>.+?)-\d[^-]*\.jar$")
 
 
@@ -69,8 +75,15 @@ def resolve_delta_classpath(config: LakeConfig) -> list[str]:
     return [p for p in paths if _artifact(Path(p).name) not in shipped]
 
 
-def server_config(config: LakeConfig, host: str, port: int, classpath: list[str]) -> LakeConfig:
-    """The session settings of the server: Thrift endpoint, Delta on the driver class path."""
+def server_config(config: LakeConfig, host: str, port: int, classpath: list[str], allow_writes: bool = False,
+                  password_file: str | None = None) -> LakeConfig:
+    """The session settings of the server: Thrift endpoint, Delta and the extensions on the driver class path.
+
+    Every JDBC session starts from these settings: read-only (unless ``allow_writes``), each
+    statement logged with its user, and with ``password_file`` a password check at login.
+    """
+    from ledgerlake.extensions import PASSWORD_AUTHENTICATOR, PASSWORD_FILE, QUERY_LOG, read_only_conf
+
     conf = {
         "hive.server2.thrift.bind.host": host,
         "hive.server2.thrift.port": str(port),
@@ -79,7 +92,13 @@ def server_config(config: LakeConfig, host: str, port: int, classpath: list[str]
         "spark.sql.hive.thriftServer.singleSession": "false",
         # the table names come from this process's catalog, registered by location (no Derby metastore)
         "spark.sql.catalogImplementation": "in-memory",
+        "spark.extraListeners": QUERY_LOG,
     }
+    if not allow_writes:
+        conf.update(read_only_conf(config.warehouse))
+    if password_file:
+        conf.update({"hive.server2.authentication": "CUSTOM", CUSTOM_AUTHENTICATION_CLASS: PASSWORD_AUTHENTICATOR,
+                     PASSWORD_FILE: password_file})
     conf.update(QUERY_SPARK_CONF)
     conf.update(config.spark_conf)
     if classpath:
@@ -112,36 +131,84 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ledgerlake serve-sql",
         description="Serve the lake's tables (silver.*, serving.*, ops.*) over JDBC/ODBC with the Spark Thrift "
                     "Server (HiveServer2 protocol) until stopped with Ctrl-C or SIGTERM.",
-        epilog="connect: beeline -u jdbc:hive2://localhost:10000/default  (no authentication: bind to a "
-               "trusted interface)",
+        epilog="connect: beeline -u jdbc:hive2://localhost:10000/default -n USER [-p PASSWORD]. Queries only "
+               "unless --allow-writes; another --host than loopback requires --password-file; TLS: see "
+               "docs/operations.md.",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"interface to listen on (default {DEFAULT_HOST}; 0.0.0.0 for every interface)")
+                        help=f"interface to listen on (default {DEFAULT_HOST}; any other address requires "
+                             "--password-file)")
+    parser.add_argument("--password-file", metavar="PATH",
+                        help="users and hashed passwords, one 'user:hash' line each (see --hash-password); "
+                             "clients then log in with -n USER -p PASSWORD")
+    parser.add_argument("--hash-password", metavar="USER",
+                        help="read a password from the terminal (or stdin), print USER's line for "
+                             "--password-file, and exit")
+    parser.add_argument("--allow-writes", action="store_true",
+                        help="accept statements that change the lake (default: queries only: SELECT, WITH, "
+                             "SHOW, DESCRIBE, EXPLAIN)")
     add_common_arguments(parser)
     return parser
 
 
+PBKDF2_ITERATIONS = 600_000
+
+
+def password_line(user: str, password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """A --password-file line: salted PBKDF2-SHA256, as ``ledgerlake.spark.PasswordFileAuthenticator`` checks it."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    encode = base64.b64encode
+    return f"{user}:pbkdf2_sha256${iterations}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@exit_statuses("serve-sql")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.hash_password:
+        if ":" in args.hash_password or not args.hash_password.strip():
+            return fail("serve-sql", "a user name is not empty and holds no ':'")
+        password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not password:
+            return fail("serve-sql", "the password is empty")
+        print(password_line(args.hash_password, password))
+        return 0
     try:
         config = config_from_args(args)
     except ConfigError as exc:
         return fail("serve-sql", str(exc))
+    if not is_loopback(args.host) and not args.password_file:
+        return fail("serve-sql", f"--host {args.host} lets other machines connect: pass --password-file "
+                                 "(users and hashed passwords, see --hash-password)")
+    if args.password_file and not os.access(args.password_file, os.R_OK):
+        return fail("serve-sql", f"--password-file {args.password_file} is not a readable file")
     if not 1 <= args.port <= 65535:
         return fail("serve-sql", f"--port must be 1-65535, got {args.port}")
     if not port_free(args.host, args.port):
         return fail("serve-sql", f"{args.host}:{args.port} is already in use (or not an address of this machine)")
     configure_logging(config.log_level)
 
+    from ledgerlake.extensions import PASSWORD_AUTHENTICATOR, READ_ONLY, check_read_only
     from ledgerlake.lake import open_lake
-    from ledgerlake.session import build_session, under_spark_submit
+    from ledgerlake.session import build_session, extensions_classpath, under_spark_submit
 
     classpath: list[str] = []
     if not under_spark_submit():
         log.info("resolving the Delta jars for the driver class path")
-        classpath = resolve_delta_classpath(config)
-    spark = build_session(server_config(config, args.host, args.port, classpath), "ledgerlake-serve-sql")
+        classpath = [*resolve_delta_classpath(config), str(extensions_classpath())]
+    password_file = str(Path(args.password_file).resolve()) if args.password_file else None
+    spark = build_session(server_config(config, args.host, args.port, classpath, args.allow_writes, password_file),
+                          "ledgerlake-serve-sql")
     jvm = spark.sparkContext._jvm  # noqa: SLF001 - the Thrift server has no Python API
     try:
         jvm.java.lang.ClassLoader.getSystemClassLoader().loadClass("org.apache.spark.sql.delta.catalog.DeltaCatalog")
@@ -149,7 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
         return fail("serve-sql", "Delta is not on the driver class path; under spark-submit pass "
                                  "--driver-class-path with the delta-spark and delta-storage jars")
+    if password_file:
+        # Hive builds the password check from a HiveConf of its own, which reads the JVM's system properties.
+        jvm.java.lang.System.setProperty(CUSTOM_AUTHENTICATION_CLASS, PASSWORD_AUTHENTICATOR)
+    spark.conf.set(READ_ONLY, "false")        # this session registers the tables; the clients' sessions cannot
     lake = open_lake(spark, config.warehouse)
+    if not args.allow_writes:
+        check_read_only(spark.newSession())
     server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
         spark._jsparkSession, False)  # noqa: SLF001
     stop = threading.Event()
@@ -160,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     tables = ", ".join(name for name in ALL_TABLES if lake.exists(name))
     print(f"ledgerlake serve-sql: serving lake {lake.root} on {args.host}:{args.port} "
           f"(tables: {tables}); Ctrl-C stops", flush=True)
+    mode = "read-write" if args.allow_writes else "read-only"
+    login = f"password file {password_file}" if password_file else "no authentication (loopback only)"
+    print(f"ledgerlake serve-sql: {mode}, {login}", flush=True)
     print(connect_hint(args.host, args.port), flush=True)
     started = time.monotonic()
     while not stop.wait(1.0):

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
+import logging
 import sys
 from typing import TYPE_CHECKING
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
-from ledgerlake.console import configure_logging, fail, render_table
+from ledgerlake.console import configure_logging, exit_statuses, fail, render_table
+from ledgerlake.extensions import REFUSED
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+log = logging.getLogger("ledgerlake.sql")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="table (default), csv with a header line, or json: one object per row")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="print at most N rows")
+    parser.add_argument("--allow-writes", action="store_true",
+                        help="accept statements that change the lake or the session (default: queries only: "
+                             "SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)")
     add_common_arguments(parser)
     return parser
 
@@ -50,6 +58,7 @@ def print_result(df: DataFrame, fmt: str, limit: int | None = None, out=None) ->
     return len(rows)
 
 
+@exit_statuses("sql")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -60,18 +69,27 @@ def main(argv: list[str] | None = None) -> int:
     if not args.query.strip():
         return fail("sql", "the query is empty")
 
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
+    from ledgerlake.extensions import check_read_only, is_refusal, read_only_conf
     from ledgerlake.lake import open_lake
     from ledgerlake.session import build_session
 
     spark = build_session(config, "ledgerlake-sql")
     open_lake(spark, config.warehouse)
+    if not args.allow_writes:
+        for key, value in read_only_conf(config.warehouse).items():
+            spark.conf.set(key, value)
+        check_read_only(spark)
+    log.info("query by %s: %s", getpass.getuser(), " ".join(args.query.split()))
     try:
         print_result(spark.sql(args.query), args.format, args.limit)
-    except PySparkException as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return fail("sql", first_line, code=1)
+    except (PySparkException, Py4JJavaError) as exc:
+        text = str(exc).strip()
+        if is_refusal(exc):
+            return fail("sql", text[text.index(REFUSED):].splitlines()[0])
+        return fail("sql", text.splitlines()[0] if text else type(exc).__name__, code=1)
     return 0
 
 

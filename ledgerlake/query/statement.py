@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args, parse_iso_date
-from ledgerlake.console import configure_logging, fail, render_table, timed
+from ledgerlake.console import configure_logging, exit_statuses, fail, render_table, timed
 from ledgerlake.serving import serving_window
 
 if TYPE_CHECKING:
@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_statuses("statement")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -223,9 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = build_session(replace(config, spark_conf={**QUERY_SPARK_CONF, **config.spark_conf}),
                           "ledgerlake-statement")
-    lake = Lake(spark, config.warehouse)
-    if not lake.exists(SILVER):
-        return fail("statement", f"no lake at {config.warehouse}: {SILVER} does not exist")
+    lake = Lake(spark, config.warehouse).require()
     window_start = serving_window(config).first_day
     with timed(log, f"statement {account} {start}..{end}"):
         print_statement(lake, account, start, end, window_start, args.format)

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
               f"under {data / source}")
 
     spark = build_session(config, "ledgerlake-demo")
-    lake = open_lake(spark, config.warehouse)
+    lake = open_lake(spark, config.warehouse, create=True)
     everything = month_range(None, None)
     for source in ("core_banking", "cards"):
         spec = get_source(source)

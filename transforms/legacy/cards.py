@@ -18,13 +18,14 @@ from transforms.legacy.spec import (
     timestamp_at,
     valid_date,
 )
+from transforms.patterns import matches
 
 COLUMN_HEADER = "CARD_TXN_REF|ACCOUNT_NO|TXN_DATE|TXN_TIME|AMOUNT|CURRENCY|MERCHANT_NAME|MCC|AUTH_CODE"
 FIELDS = ["c_txn_ref", "c_account", "c_date", "c_time", "c_amount", "c_currency", "c_merchant",
           "c_mcc", "c_auth_code"]
-# Written into SQL string literals, where a backslash is an escape: use classes, not \| or \.
-AMOUNT_FORMAT = "^-?[0-9]+[.][0-9]{2}$"
-TRAILER_FORMAT = "^TRL[|][0-9]+[|]-?[0-9]+[.][0-9]{2}$"
+# Whole-value patterns (anchored by transforms.patterns).
+AMOUNT_FORMAT = "-?[0-9]+[.][0-9]{2}"
+TRAILER_FORMAT = "TRL[|][0-9]+[|]-?[0-9]+[.][0-9]{2}"
 
 
 split_file = split_records("UTF-8")
@@ -33,7 +34,7 @@ split_file = split_records("UTF-8")
 def parse_records(lines: DataFrame) -> DataFrame:
     """lines(file_sha, record_no, raw) -> the nine fields unquoted, trailer and detail flags."""
     return (
-        lines.selectExpr("*", f"raw RLIKE '{TRAILER_FORMAT}' AS is_trailer")
+        lines.selectExpr("*", f"{matches('raw', TRAILER_FORMAT)} AS is_trailer")
         .transform(delimited_fields(FIELDS))
         .selectExpr(
             "*",
@@ -51,7 +52,8 @@ FILE_STATS = {
     "first_trailer_no": "min(CASE WHEN is_trailer THEN record_no END)",
     "last_record_no": "max(record_no)",
     "n_bad_detail": "count_if(is_detail AND NOT well_formed)",
-    "n_bad_amount": f"count_if(is_detail AND well_formed AND NOT (c_amount RLIKE '{AMOUNT_FORMAT}' "
+    "utf8_error": "max(utf8_error)",
+    "n_bad_amount": f"count_if(is_detail AND well_formed AND NOT ({matches('c_amount', AMOUNT_FORMAT)} "
                     "AND amount_value IS NOT NULL))",
     "n_details": "count_if(is_detail)",
     "trl_count_raw": "max(CASE WHEN is_trailer THEN split(raw, '[|]')[1] END)",
@@ -72,9 +74,10 @@ FILE_CHECKS = [
     FileCheck("MISSING_TRAILER", "first_trailer_no IS NULL", "'no TRL line: truncated file'"),
     FileCheck(
         "MALFORMED_RECORD",
-        "coalesce(first_trailer_no < last_record_no, FALSE) OR n_bad_detail > 0",
+        "utf8_error IS NOT NULL OR coalesce(first_trailer_no < last_record_no, FALSE) OR n_bad_detail > 0",
+        "CASE WHEN utf8_error IS NOT NULL THEN concat('not valid UTF-8 at ', utf8_error) ELSE "
         "format_string('%d line(s) without exactly 9 fields or with an unbalanced quote%s', n_bad_detail, "
-        "CASE WHEN first_trailer_no < last_record_no THEN ', lines after the trailer' ELSE '' END)",
+        "CASE WHEN first_trailer_no < last_record_no THEN ', lines after the trailer' ELSE '' END) END",
     ),
     FileCheck("BAD_AMOUNT_FIELD", "n_bad_amount > 0",
               "format_string('%d detail line(s) with an AMOUNT not like -123.45', n_bad_amount)"),
@@ -91,13 +94,13 @@ FILE_CHECKS = [
 ]
 
 RECORD_RULES = [
-    RecordRule("BAD_TXN_ID", "c_txn_ref RLIKE '^CD[0-9]{16}$'", "CARD_TXN_REF is CD followed by 16 digits"),
-    RecordRule("BAD_ACCOUNT", "c_account RLIKE '^[0-9]{12}$'", "ACCOUNT_NO is 12 digits"),
+    RecordRule("BAD_TXN_ID", matches("c_txn_ref", "CD[0-9]{16}"), "CARD_TXN_REF is CD followed by 16 digits"),
+    RecordRule("BAD_ACCOUNT", matches("c_account", "[0-9]{12}"), "ACCOUNT_NO is 12 digits"),
     RecordRule("BAD_DATE", valid_date("txn_date_value"), "TXN_DATE is a DD/MM/YYYY date in 1900..2099"),
-    RecordRule("BAD_TIME", "c_time RLIKE '^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$'",
+    RecordRule("BAD_TIME", matches("c_time", "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"),
                "TXN_TIME is a time of day HH:MM:SS"),
     RecordRule("BAD_CURRENCY", f"c_currency IN {sql_in(CURRENCIES)}", "CURRENCY is a supported ISO 4217 code"),
-    RecordRule("BAD_MCC", "c_mcc RLIKE '^[0-9]{4}$'", "MCC is 4 digits"),
+    RecordRule("BAD_MCC", matches("c_mcc", "[0-9]{4}"), "MCC is 4 digits"),
 ]
 
 MAPPING = {

@@ -18,6 +18,7 @@ from transforms.legacy.spec import (
     timestamp_at,
     valid_date,
 )
+from transforms.patterns import matches
 
 RECORD_LENGTH = 200
 TXN_CODES = ("DEP", "WDL", "TRF", "FEE", "INT", "POS", "ATM", "CHQ", "REV")
@@ -48,7 +49,7 @@ _OVERPUNCH_DIGITS = "01234567890123456789"
 
 def zoned_valid(expr: str) -> str:
     """SQL: PIC S9(13)V99 zoned decimal with trailing overpunch (or a plain last digit)."""
-    return f"({expr} RLIKE '^[0-9]{{14}}[0-9{{}}A-R]$')"
+    return matches(expr, '[0-9]{14}[0-9{}A-R]')
 
 
 def zoned_value(expr: str) -> str:
@@ -64,7 +65,7 @@ def zoned_value(expr: str) -> str:
 
 def unsigned_total(expr: str) -> str:
     """SQL: PIC 9(15)V99 unsigned display total as DECIMAL(20,2), NULL when malformed."""
-    return (f"(CASE WHEN {expr} RLIKE '^[0-9]{{17}}$' THEN "
+    return (f"(CASE WHEN {matches(expr, '[0-9]{17}')} THEN "
             f"CAST(concat(substr({expr}, 1, 15), '.', substr({expr}, 16, 2)) AS DECIMAL(20,2)) END)")
 
 
@@ -151,7 +152,7 @@ FILE_CHECKS = [
               "format_string('%d detail record(s) with an invalid AMOUNT or BALANCE-AFTER', n_bad_amount)"),
     FileCheck(
         "CONTROL_COUNT_MISMATCH",
-        "NOT coalesce(trl_record_count RLIKE '^[0-9]{9}$' AND CAST(trl_record_count AS BIGINT) = n_details, FALSE)",
+        f"NOT coalesce({matches('trl_record_count', '[0-9]{9}')} AND CAST(trl_record_count AS BIGINT) = n_details, FALSE)",
         "format_string('trailer count %s, file has %d detail records', trl_record_count, n_details)",
     ),
     FileCheck(
@@ -163,11 +164,11 @@ FILE_CHECKS = [
 ]
 
 RECORD_RULES = [
-    RecordRule("BAD_TXN_ID", "f_txn_id RLIKE '^CB[0-9]{18}$'", "TXN-ID is CB followed by 18 digits"),
-    RecordRule("BAD_ACCOUNT", "f_account RLIKE '^[0-9]{12}$'", "ACCOUNT-NO is 12 digits"),
+    RecordRule("BAD_TXN_ID", matches("f_txn_id", "CB[0-9]{18}"), "TXN-ID is CB followed by 18 digits"),
+    RecordRule("BAD_ACCOUNT", matches("f_account", "[0-9]{12}"), "ACCOUNT-NO is 12 digits"),
     RecordRule("BAD_DATE", f"{valid_date('posting_date_value')} AND {valid_date('value_date_value')}",
                "POSTING-DATE and VALUE-DATE are calendar dates in 1900..2099"),
-    RecordRule("BAD_TIME", "f_posting_time RLIKE '^([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]$'",
+    RecordRule("BAD_TIME", matches("f_posting_time", "([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"),
                "POSTING-TIME is a time of day HHMMSS"),
     RecordRule("BAD_CURRENCY", f"f_currency IN {sql_in(CURRENCIES)}", "CURRENCY is a supported ISO 4217 code"),
     RecordRule("UNKNOWN_TXN_CODE", f"trim(f_txn_code) IN {sql_in(TXN_CODES)}", "TXN-CODE is a known code"),

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from transforms.legacy import core_banking
 from transforms.legacy.spec import SourceSpec, parse_yyyymmdd
+from transforms.patterns import matches
 
 RECORD_LENGTH = 160
 CODEPAGE = "cp037"   # needs spark.sql.legacy.javaCharsets=true (set by the session factory)
@@ -52,7 +53,7 @@ def packed_decimal(expr: str, n_bytes: int, signed: bool = True) -> str:
     signs = "[CDF]" if signed else "[CF]"
     precision = 18 if signed else 20
     return (
-        f"(CASE WHEN {nibbles} RLIKE '^[0-9]{{{digits}}}{signs}$' THEN CAST(concat("
+        f"(CASE WHEN {matches(nibbles, f'[0-9]{{{digits}}}{signs}')} THEN CAST(concat("
         f"CASE WHEN substr({nibbles}, {digits + 1}, 1) = 'D' THEN '-' ELSE '' END, "
         f"substr({nibbles}, 1, {digits - 2}), '.', substr({nibbles}, {digits - 1}, 2)) "
         f"AS DECIMAL({precision},2)) END)"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
+from transforms.patterns import matches
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
@@ -101,14 +103,14 @@ def parse_yyyymmdd(expr: str) -> str:
     Integer arithmetic rather than a datetime pattern: several times faster per row.
     """
     y, m, d = _int(expr, 1, 4), _int(expr, 5, 2), _int(expr, 7, 2)
-    return (f"(CASE WHEN {expr} RLIKE '^[0-9]{{8}}$' AND {calendar_date_valid(y, m, d)} "
+    return (f"(CASE WHEN {matches(expr, '[0-9]{8}')} AND {calendar_date_valid(y, m, d)} "
             f"THEN make_date({y}, {m}, {d}) END)")
 
 
 def parse_ddmmyyyy(expr: str) -> str:
     """SQL: a DD/MM/YYYY text as a DATE, NULL when not a calendar date."""
     d, m, y = _int(expr, 1, 2), _int(expr, 4, 2), _int(expr, 7, 4)
-    return (f"(CASE WHEN {expr} RLIKE '^[0-9]{{2}}/[0-9]{{2}}/[0-9]{{4}}$' AND {calendar_date_valid(y, m, d)} "
+    return (f"(CASE WHEN {matches(expr, '[0-9]{2}/[0-9]{2}/[0-9]{4}')} AND {calendar_date_valid(y, m, d)} "
             f"THEN make_date({y}, {m}, {d}) END)")
 
 
@@ -116,6 +118,6 @@ def timestamp_at(day: str, hhmmss: str, sep: str = "") -> str:
     """SQL: the UTC TIMESTAMP of a DATE plus a HHMMSS / HH:MM:SS text (NULL when either is invalid)."""
     step = 2 + len(sep)
     h, mi, s = _int(hhmmss, 1, 2), _int(hhmmss, 1 + step, 2), _int(hhmmss, 1 + 2 * step, 2)
-    pattern = f"^([01][0-9]|2[0-3]){sep}[0-5][0-9]{sep}[0-5][0-9]$"
-    return (f"(CASE WHEN {hhmmss} RLIKE '{pattern}' THEN "
+    pattern = f"([01][0-9]|2[0-3]){sep}[0-5][0-9]{sep}[0-5][0-9]"
+    return (f"(CASE WHEN {matches(hhmmss, pattern)} THEN "
             f"timestamp_seconds(CAST(unix_date({day}) AS BIGINT) * 86400 + {h} * 3600 + {mi} * 60 + {s}) END)")
