@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard ledgerlake/java/ledgerlake/s
 demo: venv
 	$(PY) -m ledgerlake.samples.demo --data $(DEMO_DATA)
 
-# Two test processes (one Spark session each), a test file per process at a time; the 15 slowest tests last.
-TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+# Three test processes (one Spark session each; much of a test is waiting on a subprocess), a test file per
+# process at a time, the longest files first (tests/conftest.py); the 15 slowest tests last.
+TEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test: venv
 	$(PYTEST)

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledgerlake.console import BadInput
@@ -175,6 +176,42 @@ class Lake:
     def version(self, name: str) -> int:
         """The table's latest commit version, from the Delta log (no data scan)."""
         return int(self.delta(name).history(1).first()["version"])
+
+    def snapshot(self, name: str) -> Any:
+        """The table's latest Delta snapshot (a JVM object: its file list and transaction ids are not in
+        Delta's Python API)."""
+        jvm = self.spark.sparkContext._jvm  # noqa: SLF001 - the way delta-spark itself reaches the JVM
+        none = jvm.scala.Option.empty()
+        return self.delta(name)._jdt.deltaLog().update(False, none, none)  # noqa: SLF001
+
+    def pin(self, name: str, app_id: str) -> Pin:
+        """The table's latest version and, in the same snapshot, the last version ``app_id`` committed."""
+        snapshot = self.snapshot(name)
+        committed = snapshot.transactions().get(app_id)
+        return Pin(name, int(snapshot.version()), app_id, int(committed.get()) if committed.isDefined() else 0)
+
+    def committed_since(self, name: str, version: int, marker: str) -> bool:
+        """True when a commit after ``version`` carries ``marker`` as its user metadata."""
+        from pyspark.sql import functions as F
+
+        newer = self.version(name) - version
+        return newer > 0 and bool(self.delta(name).history(newer).where(F.col("userMetadata") == marker).count())
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A decision's snapshot of a table: its version, and the last version of a writer's sequence ``app_id``.
+
+    A writer that decides on the pinned snapshot commits with Delta's transaction identifier
+    (``app_id``, ``sequence + 1``): Delta refuses a second commit of that pair, so of two
+    writers that decided on the same sequence number only the first commits, and the other
+    must decide again on the newer snapshot.
+    """
+
+    table: str
+    version: int
+    app_id: str
+    sequence: int
 
 
 def _registered(spark: SparkSession) -> dict[str, str]:

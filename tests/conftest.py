@@ -13,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEDGERLAKE_SHARED", REPO.parent / "shared"))
 SAMPLES = SHARED / "contracts" / "samples"
 
+# Test files that take longest (``make test`` prints the slowest tests), started first: with a file
+# per worker at a time, a long file started last would run alone at the end. Others keep their order.
+LONGEST_FIRST = ("test_airflow_daily", "test_stream_kill", "test_airflow_backfill", "test_cli", "test_stream",
+                 "test_idempotency", "test_core_banking_rules", "test_events_rules", "test_serve_sql")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = Path(str(item.fspath)).stem
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)    # stable: the order within a file, and of the other files, stays
+
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
@@ -29,6 +42,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.ui.enabled": "false",
             "spark.sql.adaptive.enabled": "true",
+            "spark.driver.memory": "2g",     # tiny data; leaves room for a third test process
         },
     )
     session = build_session(config, "ledgerlake-tests")
@@ -61,6 +75,14 @@ def new_lake(spark, empty_lake: Path):
 @pytest.fixture
 def lake(new_lake, tmp_path: Path):
     return new_lake(tmp_path / "lake")
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway Airflow installation for the module's DAG runs (``tests.airflow_home``)."""
+    from tests.airflow_home import install_airflow
+
+    return install_airflow(tmp_path_factory.mktemp("airflow"))
 
 
 @pytest.fixture(scope="session")

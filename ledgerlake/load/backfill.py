@@ -32,14 +32,14 @@ from pyspark.sql import functions as F
 
 from ledgerlake.config import LakeConfig
 from ledgerlake.console import Progress, render_table, timed
-from ledgerlake.lake import Lake
+from ledgerlake.lake import Lake, Pin
 from ledgerlake.load import handoff, sinks
 from ledgerlake.load.discovery import BatchFile, Discovery, InputError, MonthRange
 from ledgerlake.serving import serving_window
 from transforms import validation
 from transforms.legacy.spec import SourceSpec
 from transforms.publish import to_quarantine_rows, to_silver_rows
-from transforms.validation import NEW, QUARANTINED
+from transforms.validation import NEW, NOOP, QUARANTINED
 from warehouse.tables import LOAD_LEDGER, SILVER_TRANSACTIONS
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ log = logging.getLogger("ledgerlake.backfill")
 
 DEFAULT_BATCH_MB = 512
 MAX_LISTED_SUSPECTS = 20_000   # up to this many duplicate suspects are filtered by value, not joined
+MAX_DECISIONS = 5               # times a batch is judged again when other publishes of its source commit first
 
 
 @dataclass
@@ -249,9 +250,13 @@ class Classified:
     """A batch's detail records of accepted files with their verdicts, and what they were judged against."""
 
     rows: DataFrame                 # details with verdict (NEW, NOOP, QUARANTINED) and reason
-    silver: DataFrame | None        # silver pinned at ``version`` (None for an empty silver)
-    version: int
+    silver: DataFrame | None        # silver at ``pin.version`` (None for an empty silver)
+    pin: Pin                        # silver's version and the source's publish sequence the verdicts rest on
     suspects: int                   # duplicate suspects found
+
+    @property
+    def version(self) -> int:
+        return self.pin.version
 
 
 @dataclass
@@ -261,6 +266,7 @@ class Tally:
     by_verdict: Counter
     reasons: dict[str, Counter]
     months: dict[str, set[str]]
+    recovered: Counter = field(default_factory=Counter)   # NOOP rows an unrecorded earlier load inserted
 
     @classmethod
     def of(cls, report: GateReport, accepted: list[str]) -> Tally:
@@ -289,39 +295,97 @@ def load_batch(lake: Lake, spec: SourceSpec, files: list[BatchFile], load_id: st
     ops.dq_results (and to ``reports``). A failed critical expectation raises GateFailure
     with nothing of the batch written: no quarantine, parity, silver, serving or ledger row.
     """
-    from expectations.gate import BatchGate, GateFailure, record_results
+    from expectations.gate import BatchGate
 
     gate = gate or BatchGate.load(spec)
     meta, parsed = read_batch(lake.spark, spec, files)
     # Cache only what later steps read: the statistics' inputs, lineage and the canonical columns.
     parsed = parsed.select(*cached_columns(spec, parsed.columns)).persist(StorageLevel.MEMORY_AND_DISK)
-    cached: list[DataFrame] = [parsed]
     tally: Tally | None = None
     try:
         verdicts = judge_files(spec, meta, parsed, len(files))
         accepted = [sha for sha, row in verdicts.items() if row["reason"] is None]
         if accepted:
+            tally = judge_and_publish(lake, spec, files, meta, parsed, verdicts, accepted, load_id,
+                                      config or LakeConfig(), gate, reports if reports is not None else [])
+    finally:
+        parsed.unpersist()
+    results = file_results(files, verdicts, tally)
+    with timed(log, "write ops.load_ledger"):
+        sinks.record_files(lake, ledger_rows(spec.source_system, files, results, verdicts, load_id))
+    return results
+
+
+class StaleDecision(RuntimeError):
+    """Other publishes of the source kept committing while a batch was judged (transient: run again)."""
+
+
+def judge_and_publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], meta: DataFrame, parsed: DataFrame,
+                      verdicts: dict[str, Any], accepted: list[str], load_id: str, config: LakeConfig,
+                      gate: BatchGate, reports: list[GateReport]) -> Tally:
+    """Judge the accepted files' records against silver, audit and publish them; the batch's tally.
+
+    Any number of loads may run at once. The verdicts rest on a snapshot of silver; when another
+    publish of the same source system committed after it (a manual re-load beside the daily run,
+    the ASCII and EBCDIC extracts of one system, an identical re-send under another name), the
+    publish does not commit and the batch is judged again on the newer silver, so nothing is
+    inserted twice and the verdicts and counts are those of what was really committed.
+    """
+    from expectations.gate import GateFailure, record_results
+
+    for attempt in range(1, MAX_DECISIONS + 1):
+        cached: list[DataFrame] = []
+        try:
             batch = classify_records(lake, spec, meta, parsed, accepted, cached)
             # Write-audit-publish: the suites judge what is about to become visible (the batch's
             # records, silver's touched months with the NEW rows) before anything is written.
             with timed(log, "data-quality gate (audit before publish)"):
                 report = gate.audit(lake, classified=batch.rows, files=verdicts, existing=batch.silver,
                                     run_id=load_id, batch_id=batch_fingerprint(files))
-            if reports is not None:
-                reports.append(report)
-            with timed(log, "write ops.dq_results"):
-                record_results(lake, report)
-            if report.blocked:
-                raise GateFailure(report)
             tally = Tally.of(report, accepted)
-            publish(lake, spec, files, batch, tally, load_id, config or LakeConfig(), cached)
-    finally:
-        for df in cached:
-            df.unpersist()
-    results = file_results(files, verdicts, tally)
-    with timed(log, "write ops.load_ledger"):
-        sinks.record_files(lake, ledger_rows(spec.source_system, files, results, verdicts, load_id))
-    return results
+            published = False
+            if not report.blocked:
+                tally.recovered = unrecorded_inserts(lake, batch.silver, spec.source_system, files, tally)
+                published = publish(lake, spec, files, batch, tally, load_id, config, cached)
+            if published or report.blocked:
+                reports.append(report)
+                with timed(log, "write ops.dq_results"):
+                    record_results(lake, report)
+                if report.blocked:
+                    raise GateFailure(report)
+                return tally
+        finally:
+            for df in cached:
+                df.unpersist()
+        log.warning("silver.transactions: another %s publish committed while this batch was judged; "
+                    "judging it again on the newer silver (%d/%d)", spec.source_system, attempt, MAX_DECISIONS)
+    raise StaleDecision(f"other {spec.source_system} publishes kept committing while this batch was judged "
+                        f"({MAX_DECISIONS} times); nothing of it was published")
+
+
+def unrecorded_inserts(lake: Lake, silver: DataFrame | None, source_system: str, files: list[BatchFile],
+                       tally: Tally) -> Counter:
+    """Silver rows of the batch's files that a load wrote but never recorded in the ledger, by SHA-256.
+
+    A load that stopped between its silver commit and its ledger row (a crash, a killed
+    task; or a concurrent load of the same file that has not written its ledger row yet) left
+    rows that this run judges NOOP; they are the file's rows all the same, and its ledger row
+    counts them as inserted. Only files with NOOP rows are looked up, in their months only.
+    """
+    noop = {f.name: tally.months[f.sha256] for f in files if tally.by_verdict[(f.sha256, NOOP)]}
+    if silver is None or not noop:
+        return Counter()
+    names = sorted(noop)
+    recorded = (lake.read(LOAD_LEDGER.name)
+                .where((F.col("source_system") == source_system) & F.col("source_file").isin(names))
+                .select("source_file", "load_id"))
+    rows = (silver.where(F.col("posting_month").isin(sorted(set().union(*noop.values())))
+                         & (F.col("source_system") == source_system) & F.col("source_file").isin(names))
+            .groupBy("source_file", "load_id").count()
+            .join(recorded, ["source_file", "load_id"], "left_anti")
+            .groupBy("source_file").agg(F.sum("count").alias("n")).collect())
+    by_name = {r["source_file"]: int(r["n"]) for r in rows}
+    return Counter({f.sha256: by_name[f.name] for f in files if f.name in by_name})
 
 
 def judge_files(spec: SourceSpec, meta: DataFrame, parsed: DataFrame, n_files: int) -> dict[str, Any]:
@@ -345,10 +409,12 @@ def classify_records(lake: Lake, spec: SourceSpec, meta: DataFrame, parsed: Data
     """Verdicts of the accepted files' detail records: the record rules, then the duplicate rules.
 
     Silver is pinned to its current version: a recomputation after our own commit sees the
-    same rows. Persisted frames are appended to ``cached`` for the caller to release.
+    same rows, and the publish commits only if no other publish of the source came after the
+    pin. Persisted frames are appended to ``cached`` for the caller to release.
     """
     existing = silver = None
-    version = lake.version(SILVER_TRANSACTIONS.name)
+    pin = lake.pin(SILVER_TRANSACTIONS.name, sinks.publisher(spec.source_system))
+    version = pin.version
     details = (
         parsed.where(F.col("is_detail") & F.col("file_sha").isin(accepted))
         .join(F.broadcast(meta.select("file_sha", "source_file", "file_order")), "file_sha")
@@ -370,12 +436,17 @@ def classify_records(lake: Lake, spec: SourceSpec, meta: DataFrame, parsed: Data
     if not few:   # the joined verdict is computed once, not once per write
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(classified)
-    return Classified(classified, silver, version, n_suspects)
+    return Classified(classified, silver, pin, n_suspects)
 
 
 def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classified, tally: Tally,
-            load_id: str, config: LakeConfig, cached: list[DataFrame]) -> None:
-    """Write an audited batch: quarantine, the handoff of streamed versions, silver, the serving tier."""
+            load_id: str, config: LakeConfig, cached: list[DataFrame]) -> bool:
+    """Write an audited batch: quarantine, the handoff of streamed versions, silver, the serving tier.
+
+    False, with silver unchanged, when another publish of the source committed after the batch
+    was judged (``sinks.write_silver``). Quarantine and parity rows are inserted once by their
+    natural keys, so a batch judged again writes none of them twice.
+    """
     classified = batch.rows
     if any(tally.by_verdict[(sha, QUARANTINED)] for sha in tally.reasons):
         with timed(log, "quarantine failing records"):
@@ -384,6 +455,7 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
                                    .transform(to_quarantine_rows(spec.source_system, load_id)))
     new_rows = classified.where(F.col("verdict") == NEW)
     app_id = f"backfill-{spec.name}-{batch_fingerprint(files)}"
+    marker = f"ledgerlake backfill {spec.name} load {load_id} batch {batch_fingerprint(files)} {uuid.uuid4().hex[:8]}"
     replaced = handoff.streamed_versions(lake, batch.version, new_rows) if batch.version > 0 else None
     replaced_ids: list[str] = []
     if replaced is not None:
@@ -394,11 +466,13 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
     with timed(log, f"publish silver.transactions ({batch.suspects:,} duplicate suspects)"):
         rows = (new_rows.withColumn("event_sequence", F.lit(None).cast("bigint"))
                 .transform(to_silver_rows(load_id)))
-        sinks.write_silver(lake, rows, app_id=app_id, replace_streamed=replaced is not None)
+        if not sinks.write_silver(lake, rows, batch.pin, marker, replace_streamed=replaced is not None):
+            return False
     with timed(log, "serving tier and stream handoff"):
         handoff.sync_serving(lake, serving_window(config), tally.all_months, [f.name for f in files],
                              replaced_ids, app_id)
         handoff.hand_over(lake, classified.where(F.col("verdict") != QUARANTINED))
+    return True
 
 
 def file_results(files: list[BatchFile], verdicts: dict[str, Any], tally: Tally | None) -> list[FileResult]:
@@ -414,7 +488,7 @@ def file_results(files: list[BatchFile], verdicts: dict[str, Any], tally: Tally 
         quarantined = tally.by_verdict[(f.sha256, QUARANTINED)]
         results.append(FileResult(
             f.name, f.sha256, f.business_date, "LOADED", records_in=records_in, accepted=records_in - quarantined,
-            quarantined=quarantined, inserted=tally.by_verdict[(f.sha256, NEW)],
+            quarantined=quarantined, inserted=tally.by_verdict[(f.sha256, NEW)] + tally.recovered[f.sha256],
             control_debit=row["control_debit_total"], control_credit=row["control_credit_total"],
             quarantine_reasons=tally.reasons[f.sha256], months=tally.months[f.sha256],
         ))

@@ -1,6 +1,6 @@
 """Every Delta write of the loads: one writer per table, each commit idempotent and retried on conflicts.
 
-* silver.transactions: the backfill's publish (``write_silver``) and the stream's appends,
+* silver.transactions: the backfill's publish (``write_silver``, one sequence per source system) and the stream's appends,
   replacements and MERGEs (``append_transactions``, ``replace_transactions``, ``merge_transactions``);
 * serving.transactions_recent: the same stream writes, the backfill's ``merge_serving`` and
   ``remove_streamed_from_serving``, the roll-off's ``roll_off_serving``;
@@ -27,6 +27,7 @@ from ledgerlake.lake import (
     TXN_APP_ID,
     TXN_VERSION,
     Lake,
+    Pin,
     idempotent_writes,
     session_settings,
     with_conflict_retry,
@@ -36,6 +37,7 @@ from transforms.events import SOURCE_SYSTEM as STREAMED
 from warehouse.tables import LOAD_LEDGER, PARITY, QUARANTINE, SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
 
 MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+COMMIT_METADATA = "spark.databricks.delta.commitInfo.userMetadata"     # a MERGE's commit user metadata
 # A replaceWhere overwrite checks by default that every row it writes matches its predicate;
 # the stream's overwrite also carries the batch's new txn_ids, which by design do not.
 REPLACE_WHERE_CONSTRAINT_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
@@ -47,34 +49,48 @@ DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_m
 
 # --- silver.transactions and serving.transactions_recent -------------------------------------------------------
 
-def write_silver(lake: Lake, rows: DataFrame, app_id: str, replace_streamed: bool = False) -> None:
-    """Publish a batch's new silver rows in one commit; the transaction id makes a replay a no-op.
+def publisher(source_system: str) -> str:
+    """The transaction identifier of the batch publishes of a source system's transactions: one sequence."""
+    return f"ledgerlake-publish-{source_system}"
 
-    ``rows``: silver-shaped (``transforms.publish.to_silver_rows``). A plain append, unless
-    some rows replace versions the stream wrote: then one MERGE swaps those streamed rows for
-    the batch's and inserts the rest (still one commit). Within each task the rows are sorted
-    by month and account: input partitions follow the files' business-date order, so each
-    month lands in few files without a shuffle, and a statement skips most row groups.
+
+def write_silver(lake: Lake, rows: DataFrame, pin: Pin, marker: str, replace_streamed: bool = False) -> bool:
+    """Publish a batch's new silver rows in one commit, if silver has not changed under its decision.
+
+    ``rows``: silver-shaped (``transforms.publish.to_silver_rows``), judged against silver at
+    ``pin`` (see ``Lake.pin``). The commit carries the next number of the source's publish
+    sequence: when another publish of the source committed since the pin, Delta skips this
+    one (or refuses it as a conflict, then skips it), and False is returned: the caller must
+    judge the batch again. ``marker`` (the commit's user metadata) tells our commit apart.
+
+    A plain append, unless some rows replace versions the stream wrote: then one MERGE swaps
+    those streamed rows for the batch's and inserts the rest (still one commit). Within each
+    task the rows are sorted by month and account: input partitions follow the files'
+    business-date order, so each month lands in few files without a shuffle, and a statement
+    skips most row groups.
     """
     data = rows.sortWithinPartitions("posting_month", "account_id", "posted_at", "txn_id")
+    sequence = pin.sequence + 1
     if not replace_streamed:
         with_conflict_retry(
             lambda: data.write.format("delta").mode("append")
-            .option("txnAppId", app_id).option("txnVersion", 1)
+            .option("txnAppId", pin.app_id).option("txnVersion", sequence).option("userMetadata", marker)
             .save(lake.path(SILVER_TRANSACTIONS)),
             "publish silver.transactions",
         )
-        return
-    values = {c: f"s.{c}" for c in DATA_COLUMNS}
-    with idempotent_writes(lake.spark, app_id, 1):
-        with_conflict_retry(
-            lambda: lake.delta(SILVER_TRANSACTIONS.name).alias("t")
-            .merge(data.alias("s"), f"t.txn_id = s.txn_id AND t.source_system = '{STREAMED}'")
-            .whenMatchedUpdate(set=values)
-            .whenNotMatchedInsert(values=values)
-            .execute(),
-            "publish silver.transactions (replacing streamed versions)",
-        )
+    else:
+        values = {c: f"s.{c}" for c in DATA_COLUMNS}
+        with idempotent_writes(lake.spark, pin.app_id, sequence), \
+                session_settings(lake.spark, {COMMIT_METADATA: marker}):
+            with_conflict_retry(
+                lambda: lake.delta(SILVER_TRANSACTIONS.name).alias("t")
+                .merge(data.alias("s"), f"t.txn_id = s.txn_id AND t.source_system = '{STREAMED}'")
+                .whenMatchedUpdate(set=values)
+                .whenNotMatchedInsert(values=values)
+                .execute(),
+                "publish silver.transactions (replacing streamed versions)",
+            )
+    return lake.committed_since(SILVER_TRANSACTIONS.name, pin.version, marker)
 
 
 def merge_serving(lake: Lake, rows: DataFrame, app_id: str) -> None:

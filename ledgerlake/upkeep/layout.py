@@ -147,10 +147,7 @@ def table_files(lake: Lake, table: str) -> DataFrame:
     """The table's current data files (path, partitionValues, size, stats), read from the Delta log only."""
     from pyspark.sql import DataFrame
 
-    jvm = lake.spark.sparkContext._jvm  # noqa: SLF001 - the file list is not in Delta's Python API
-    none = jvm.scala.Option.empty()
-    snapshot = lake.delta(table)._jdt.deltaLog().update(False, none, none)  # noqa: SLF001
-    return DataFrame(snapshot.allFiles().toDF(), lake.spark)
+    return DataFrame(lake.snapshot(table).allFiles().toDF(), lake.spark)
 
 
 def month_files(lake: Lake, table: str, target_file_bytes: int = DEFAULT_TARGET_FILE_MB << 20,
