@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard ledgerlake/java/ledgerlake/s
 demo: venv
 	$(PY) -m ledgerlake.samples.demo --data $(DEMO_DATA)
 
-# Three test processes (one Spark session each; much of a test is waiting on a subprocess), a test file per
-# process at a time, the longest files first (tests/conftest.py); the 15 slowest tests last.
-TEST_WORKERS ?= 3
+# Two test processes (one Spark session each), a test file per process at a time, the longest files
+# first (tests/conftest.py); the 15 slowest tests last.
+TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test: venv

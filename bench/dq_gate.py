@@ -122,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     from expectations.report import write_report
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import open_lake
-    from ledgerlake.load.sinks import write_silver
+    from ledgerlake.load.sinks import publisher, write_silver
     from ledgerlake.session import build_session
     from tests.dq_helpers import classify
     from transforms.legacy import get_source
+    from transforms.publish import to_silver_rows
 
     gate = clock.time("load suites (start-up)", lambda: BatchGate.load(get_source("core_banking")))
     lake_root = work / "dq_lake"
@@ -152,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pyspark.sql import functions as F
 
-    write_silver(lake, batch.classified.where(F.col("verdict") == "NEW"), "bench", app_id="bench-dq")
+    write_silver(lake, batch.classified.where(F.col("verdict") == "NEW")
+                 .withColumn("event_sequence", F.lit(None).cast("bigint")).transform(to_silver_rows("bench")),
+                 lake.pin("silver.transactions", publisher("core_banking")), "bench-dq")
     existing = lake.read("silver.transactions")
     blocked = clock.time("audit (months full, blocked)", lambda: audit("bench-2", existing))
     print(f"    blocked={blocked.blocked}: {len(blocked.critical_failures)} critical failure(s)")

@@ -100,7 +100,7 @@ def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
     from pyspark.sql import functions as F
 
     from expectations.gate import record_results
-    from ledgerlake.load.sinks import write_quarantine, write_silver
+    from ledgerlake.load.sinks import publisher, write_quarantine, write_silver
     from transforms.publish import to_quarantine_rows, to_silver_rows
 
     classified = corrupt(batch.classified) if corrupt else batch.classified
@@ -115,5 +115,5 @@ def gated_publish(lake: Lake, gate: BatchGate, batch: Classified, run_id: str,
                          .transform(to_quarantine_rows(gate.spec.source_system, run_id)))
     write_silver(lake, classified.where(F.col("verdict") == "NEW")
                  .withColumn("event_sequence", F.lit(None).cast("bigint")).transform(to_silver_rows(run_id)),
-                 app_id=f"test-{batch.batch_id}")
+                 lake.pin("silver.transactions", publisher(gate.spec.source_system)), f"test-{batch.batch_id}")
     return report

@@ -27,7 +27,7 @@ def racing_publishes(monkeypatch):
     from ledgerlake.load import sinks
 
     real = sinks.write_silver
-    barrier = threading.Barrier(2, timeout=300)
+    barrier = threading.Barrier(2, timeout=900)   # a busy machine: judging may take minutes
     first = threading.local()
     outcomes: list[bool] = []
 
