@@ -3,6 +3,8 @@
 Each load runs in a thread with a session of its own (as separate processes would: Delta's
 optimistic concurrency decides, not a lock of ours). A barrier holds both at the silver
 publish until both have judged their batch on the same silver, so the race happens every time.
+Great Expectations keeps one project context per process, so the two threads take turns at
+the audit (separate processes, as in production, need not).
 """
 
 from __future__ import annotations
@@ -21,15 +23,25 @@ from tests.test_core_banking_ebcdic import detail, header, trailer
 CB = "CB{:018d}".format
 
 
+BARRIER = threading.Barrier(2, timeout=900)       # a busy machine: judging may take minutes
+
+
 @pytest.fixture
 def racing_publishes(monkeypatch):
     """Hold each thread's first silver publish until both reached it; record what every publish returned."""
+    from expectations.gate import BatchGate
     from ledgerlake.load import sinks
 
-    real = sinks.write_silver
-    barrier = threading.Barrier(2, timeout=900)   # a busy machine: judging may take minutes
+    real, audit = sinks.write_silver, BatchGate.audit
+    BARRIER.reset()
+    barrier = BARRIER
     first = threading.local()
     outcomes: list[bool] = []
+    one_audit_at_a_time = threading.Lock()
+
+    def audit_in_turn(*args, **kwargs):
+        with one_audit_at_a_time:
+            return audit(*args, **kwargs)
 
     def write_silver(*args, **kwargs):
         if not getattr(first, "done", False):
@@ -40,6 +52,7 @@ def racing_publishes(monkeypatch):
         return committed
 
     monkeypatch.setattr(sinks, "write_silver", write_silver)
+    monkeypatch.setattr(BatchGate, "audit", audit_in_turn)
     return outcomes
 
 
@@ -47,10 +60,18 @@ def run_both(spark, root, loads):  # noqa: ANN001
     """Run each (source, folder) load at once, each on a session of its own; their results."""
     def load(source_and_folder):  # noqa: ANN001
         source, folder = source_and_folder
-        return backfill(Lake(spark.newSession(), str(root)), source, folder)
+        try:
+            return backfill(Lake(spark.newSession(), str(root)), source, folder)
+        except BaseException:
+            BARRIER.abort()          # the other load must not wait for this one: its error is the news
+            raise
 
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(load, loads))
+        futures = [pool.submit(load, each) for each in loads]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    for error in sorted(errors, key=lambda e: isinstance(e, threading.BrokenBarrierError)):
+        raise error                  # a load's own error before the other's broken wait
+    return [f.result() for f in futures]
 
 
 def test_overlapping_loads_at_once_insert_every_txn_id_once(spark, new_lake, tmp_path, racing_publishes):
