@@ -10,7 +10,7 @@ export LEDGERLAKE_WAREHOUSE ?= $(CURDIR)/warehouse/lake
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt $(wildcard ledgerlake/java/ledgerlake/spark/*.java)
+$(STAMP): pyproject.toml constraints.txt ledgerlake/setup_env.py $(wildcard ledgerlake/java/ledgerlake/spark/*.java)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"

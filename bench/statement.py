@@ -149,12 +149,12 @@ def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> di
     """Interleaved 12-month statements against every lake in one warm session."""
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import Lake
-    from ledgerlake.query.statement import QUERY_SPARK_CONF, in_statement_order, statement_frame
+    from ledgerlake.query.statement import in_statement_order, statement_frame
     from ledgerlake.serving import window_for
     from ledgerlake.session import build_session
     from tests.scan_metrics import scan_metrics
 
-    spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values()))), spark_conf=QUERY_SPARK_CONF),
+    spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values()))), ),
                           "bench-statement")
     opened = {name: Lake(spark, str(root)) for name, root in lakes.items()}
     window = window_for(today, args.serving_months).first_day

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledgerlake.config import LakeConfig
-from ledgerlake.extensions import READ_ONLY_EXTENSION, extensions_jar
+from ledgerlake.extensions import READ_ONLY_EXTENSION, cache_dir, extensions_jar
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,6 +43,59 @@ def delta_package() -> str:
     return f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{DELTA_VERSION}"
 
 
+_VERSIONED_JAR = re.compile(r"^(?:[^_]+_)?(?P<artifact>.+?)-\d[^-]*\.jar$")
+
+
+def _artifact(jar_name: str) -> str:
+    """``io.delta_delta-storage-4.4.0.jar`` and ``delta-storage-4.4.0.jar`` -> ``delta-storage``."""
+    match = _VERSIONED_JAR.match(jar_name)
+    return match.group("artifact") if match else jar_name
+
+
+def delta_jars(config: LakeConfig | None = None) -> list[str]:
+    """Local files of the Delta package's jars that PySpark does not ship already.
+
+    Spark's own resolver (Ivy, ``spark.jars.repositories`` and friends from the config) resolves
+    the package once; the list is remembered in the cache folder, so a job's JVM starts with plain
+    ``spark.jars`` instead of resolving the dependency tree again (a few seconds each time). It is
+    resolved again when a listed file is gone.
+    """
+    record = cache_dir() / f"jars-{delta_package().replace(':', '_')}.txt"
+    if record.is_file():
+        jars = record.read_text().split()
+        if jars and all(Path(j).is_file() for j in jars):
+            return jars
+    log.info("resolving %s", delta_package())
+    jars = _resolve_package(delta_package(), config.spark_conf if config else {})
+    record.parent.mkdir(parents=True, exist_ok=True)
+    partial = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+    partial.write_text("\n".join(jars) + "\n")
+    os.replace(partial, record)
+    return jars
+
+
+def _resolve_package(package: str, settings: dict[str, str]) -> list[str]:
+    """Start a bare JVM (no SparkContext) that resolves ``package`` as a session would; its jars."""
+    from pyspark import SparkConf
+    from pyspark.java_gateway import launch_gateway
+
+    # spark.jars emptied: the list holds the package's jars, not spark-defaults.conf's
+    conf = SparkConf(loadDefaults=False).set("spark.jars.packages", package).set("spark.jars", "")
+    for key in ("spark.jars.ivy", "spark.jars.repositories", "spark.jars.ivySettings"):
+        if key in settings:
+            conf.set(key, settings[key])
+    gateway = launch_gateway(conf)
+    try:
+        jars = str(gateway.jvm.org.apache.spark.SparkConf().get("spark.jars", ""))
+    finally:
+        gateway.shutdown()
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=60)
+    shipped = {_artifact(p.name) for p in (spark_home() / "jars").glob("*.jar")}
+    paths = [j.removeprefix("file://").removeprefix("file:") for j in jars.split(",") if j.strip()]
+    return [p for p in paths if _artifact(Path(p).name) not in shipped]
+
+
 def base_spark_conf(config: LakeConfig) -> dict[str, str]:
     """Settings every ledgerlake session uses; user --conf values override them."""
     cores = os.cpu_count() or 2
@@ -53,6 +107,10 @@ def base_spark_conf(config: LakeConfig) -> dict[str, str]:
         # Transactions are UTC by contract; never let the machine's zone leak in.
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(max(4, cores * 2)),
+        # Delta rebuilds a table's file list from its log with a shuffle into this many partitions
+        # (default 50) before every read, pin and commit: 50 tasks cost seconds each time on a few
+        # cores, while a log of many thousand files fits a partition per core.
+        "spark.databricks.delta.snapshotPartitions": str(max(2, cores)),
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.warehouse.dir": f"{config.warehouse}/_catalog",
         "spark.ui.showConsoleProgress": "false",
@@ -91,17 +149,15 @@ def build_session(config: LakeConfig, app_name: str) -> SparkSession:
     builder = SparkSession.builder.appName(app_name)
     conf = base_spark_conf(config)
     if under_spark_submit():
-        # spark-submit resolved --packages/--master already; only session-level settings apply.
+        # spark-submit put the jars on the class path and chose --master already (spark-defaults.conf,
+        # written by the set-up); only session-level settings apply.
         for key in ("spark.driver.memory", "spark.jars.packages", "spark.jars"):
             conf.pop(key, None)
         if config.master:
             builder = builder.master(config.master)
     else:
         builder = builder.master(config.master or "local[*]")
-        packages = [delta_package()]
-        extra = conf.pop("spark.jars.packages", "")
-        packages += [p for p in extra.split(",") if p.strip()]
-        conf["spark.jars.packages"] = ",".join(packages)
+        conf["spark.jars"] = ",".join([*delta_jars(config), conf["spark.jars"]])
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -122,7 +178,7 @@ def _check_delta(spark: SparkSession) -> None:
     if not isinstance(jvm.io.delta.tables.DeltaTable, JavaClass):
         raise DeltaUnavailableError(
             "Delta Lake classes are not on the Spark classpath; run spark-submit with "
-            f"--packages {delta_package()} (the Makefile's set-up writes this into "
+            f"--packages {delta_package()} (the Makefile's set-up writes the resolved jars into "
             "spark-defaults.conf of the project's virtualenv)"
         )
 

@@ -1,10 +1,11 @@
 """One-time set-up of the virtualenv's Spark: Delta and the project's extensions on spark-submit's classpath.
 
-Run by ``make venv``. It writes ``spark-defaults.conf`` into the installed PySpark's
-``conf/`` folder so that ``spark-submit jobs/backfill.py ...`` finds Delta without
-extra flags, then starts one local session so Spark resolves the Delta jars from
-Maven Central into ``~/.ivy2`` (falling back to ``mvn dependency:get``, whose
-local repository Spark's resolver also reads).
+Run by ``make venv``. It resolves the Delta package's jars from Maven Central with Spark's
+own resolver (into ``~/.ivy2*``; falling back to ``mvn dependency:get``, whose local
+repository Spark's resolver also reads), builds the extensions jar, and writes
+``spark-defaults.conf`` into the installed PySpark's ``conf/`` folder with both on
+``spark.jars``, so that ``spark-submit jobs/backfill.py ...`` finds Delta without extra
+flags and without resolving anything at start-up.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ledgerlake.extensions import READ_ONLY_EXTENSION
-from ledgerlake.session import DELTA_EXTENSION, delta_package, extensions_classpath, spark_home
+from ledgerlake.session import DELTA_EXTENSION, delta_jars, delta_package, extensions_classpath, spark_home
 
 MARK = "# written by ledgerlake.setup_env"
 
@@ -27,8 +28,7 @@ def write_spark_defaults() -> Path:
     target = conf_dir / "spark-defaults.conf"
     target.write_text(
         f"{MARK}\n"
-        f"spark.jars.packages {delta_package()}\n"
-        f"spark.jars {extensions_classpath()}\n"
+        f"spark.jars {','.join([*delta_jars(), str(extensions_classpath())])}\n"
         f"spark.sql.extensions {DELTA_EXTENSION},{READ_ONLY_EXTENSION}\n"
         "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog\n"
         "spark.sql.session.timeZone UTC\n"
@@ -38,16 +38,14 @@ def write_spark_defaults() -> Path:
     return target
 
 
-def warm_jars() -> bool:
-    """Start a throwaway session so the Delta jars are downloaded now, not during the first job."""
-    code = (
-        "from ledgerlake.config import LakeConfig\n"
-        "from ledgerlake.session import build_session\n"
-        "import tempfile\n"
-        "s = build_session(LakeConfig(warehouse=tempfile.mkdtemp(), master='local[1]'), 'ledgerlake-setup')\n"
-        "s.range(1).count(); s.stop()\n"
-    )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+def jars_ready() -> bool:
+    """Resolve the Delta jars now (downloaded once), not during the first job."""
+    try:
+        delta_jars()
+    except Exception as exc:  # noqa: BLE001 - the resolver's JVM fails in many ways; each means "not resolved"
+        print(f"ledgerlake: resolving {delta_package()} failed: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def maven_fallback() -> bool:
@@ -60,17 +58,13 @@ def maven_fallback() -> bool:
 
 
 def main() -> int:
-    target = write_spark_defaults()
-    print(f"ledgerlake: wrote {target}")
-    if warm_jars():
-        print(f"ledgerlake: Delta jars ready ({delta_package()})")
-        return 0
-    if maven_fallback() and warm_jars():
-        print(f"ledgerlake: Delta jars ready via Maven ({delta_package()})")
-        return 0
-    print(f"ledgerlake: could not resolve {delta_package()}; check network access to Maven Central",
-          file=sys.stderr)
-    return 1
+    if not (jars_ready() or (maven_fallback() and jars_ready())):
+        print(f"ledgerlake: could not resolve {delta_package()}; check network access to Maven Central",
+              file=sys.stderr)
+        return 1
+    print(f"ledgerlake: Delta jars ready ({delta_package()})")
+    print(f"ledgerlake: wrote {write_spark_defaults()}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from pathlib import Path
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, exit_statuses, fail
-from ledgerlake.query.statement import QUERY_SPARK_CONF
 from ledgerlake.session import spark_home
 
 log = logging.getLogger(__name__)
@@ -39,42 +38,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 10000
 DEFAULT_HOST = "127.0.0.1"
 CUSTOM_AUTHENTICATION_CLASS = "hive.server2.custom.authentication.class"
-_VERSIONED_JAR = re.compile(r"^(?:[^_]+_)?(?P<artifact>.+?)-\d[^-]*\.jar$")
-
-
-def _artifact(jar_name: str) -> str:
-    """``io.delta_delta-storage-4.4.0.jar`` and ``delta-storage-4.4.0.jar`` -> ``delta-storage``."""
-    match = _VERSIONED_JAR.match(jar_name)
-    return match.group("artifact") if match else jar_name
-
-
-def resolve_delta_classpath(config: LakeConfig) -> list[str]:
-    """Local jar files of the Delta package that PySpark does not ship, resolved by Spark (Ivy cache).
-
-    Starts a bare JVM (no SparkContext) that resolves ``spark.jars.packages`` exactly as a
-    session would, reads the resulting jar list, and stops; a few seconds with a warm cache.
-    """
-    from pyspark import SparkConf
-    from pyspark.java_gateway import launch_gateway
-
-    from ledgerlake.session import delta_package
-
-    conf = SparkConf(loadDefaults=False).set("spark.jars.packages", delta_package())
-    for key in ("spark.jars.ivy", "spark.jars.repositories", "spark.jars.ivySettings"):
-        if key in config.spark_conf:
-            conf.set(key, config.spark_conf[key])
-    gateway = launch_gateway(conf)
-    try:
-        jars = str(gateway.jvm.org.apache.spark.SparkConf().get("spark.jars", ""))
-    finally:
-        gateway.shutdown()
-        gateway.proc.stdin.close()
-        gateway.proc.wait(timeout=60)
-    shipped = {_artifact(p.name) for p in (spark_home() / "jars").glob("*.jar")}
-    paths = [j.removeprefix("file://").removeprefix("file:") for j in jars.split(",") if j.strip()]
-    return [p for p in paths if _artifact(Path(p).name) not in shipped]
-
-
 def server_config(config: LakeConfig, host: str, port: int, classpath: list[str], allow_writes: bool = False,
                   password_file: str | None = None) -> LakeConfig:
     """The session settings of the server: Thrift endpoint, Delta and the extensions on the driver class path.
@@ -99,7 +62,6 @@ def server_config(config: LakeConfig, host: str, port: int, classpath: list[str]
     if password_file:
         conf.update({"hive.server2.authentication": "CUSTOM", CUSTOM_AUTHENTICATION_CLASS: PASSWORD_AUTHENTICATOR,
                      PASSWORD_FILE: password_file})
-    conf.update(QUERY_SPARK_CONF)
     conf.update(config.spark_conf)
     if classpath:
         user_path = config.spark_conf.get("spark.driver.extraClassPath")
@@ -200,12 +162,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from ledgerlake.extensions import PASSWORD_AUTHENTICATOR, READ_ONLY, check_read_only
     from ledgerlake.lake import open_lake
-    from ledgerlake.session import build_session, extensions_classpath, under_spark_submit
+    from ledgerlake.session import build_session, delta_jars, extensions_classpath, under_spark_submit
 
     classpath: list[str] = []
     if not under_spark_submit():
-        log.info("resolving the Delta jars for the driver class path")
-        classpath = [*resolve_delta_classpath(config), str(extensions_classpath())]
+        classpath = [*delta_jars(config), str(extensions_classpath())]
     password_file = str(Path(args.password_file).resolve()) if args.password_file else None
     spark = build_session(server_config(config, args.host, args.port, classpath, args.allow_writes, password_file),
                           "ledgerlake-serve-sql")

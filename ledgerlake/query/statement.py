@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import os
 import re
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
@@ -39,9 +38,6 @@ COLUMNS = ["txn_id", "source_system", "account_id", "posting_date", "posted_at",
 TABLE_COLUMNS = ["posting_date", "posted_at", "txn_id", "txn_code", "channel", "description", "amount",
                  "currency", "balance_after", "reversal_of"]
 ORDER = ["posting_date", "posted_at", "txn_id"]   # posting_date is the UTC date of posted_at
-# Lookups plan against a small, cached Delta log: a few snapshot partitions mean a few tiny tasks per
-# query instead of Delta's default 50 (also used by serve-sql).
-QUERY_SPARK_CONF = {"spark.databricks.delta.snapshotPartitions": str(max(2, os.cpu_count() or 2))}
 _ACCOUNT = re.compile(r"[0-9]{12}")
 
 # Parameters only: the account id and dates never become part of the SQL text.
@@ -222,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from ledgerlake.lake import Lake
     from ledgerlake.session import build_session
 
-    spark = build_session(replace(config, spark_conf={**QUERY_SPARK_CONF, **config.spark_conf}),
-                          "ledgerlake-statement")
+    spark = build_session(config, "ledgerlake-statement")
     lake = Lake(spark, config.warehouse).require()
     window_start = serving_window(config).first_day
     with timed(log, f"statement {account} {start}..{end}"):
