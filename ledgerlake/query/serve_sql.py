@@ -19,7 +19,6 @@ import hashlib
 import ipaddress
 import logging
 import os
-import re
 import secrets
 import signal
 import socket
