@@ -50,6 +50,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
             "spark.ui.enabled": "false",
             "spark.sql.adaptive.enabled": "true",
             "spark.driver.memory": "2g",     # tiny data; leaves room for a third test process
+            # a test's data is a few rows: generating and compiling code for each new query costs more
+            # than interpreting it (jobs and the stream, started as processes, keep their own settings)
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
         },
     )
     child_options = os.environ.pop("SPARK_SUBMIT_OPTS")
@@ -63,11 +67,24 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def empty_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A lake whose tables were created once for the run: tests start from copies of it."""
+    """A lake whose tables were created once for the run (by the first test process that needs it):
+    tests start from copies of it."""
+    import fcntl
+
     from ledgerlake.lake import open_lake
 
-    root = tmp_path_factory.mktemp("template") / "lake"
-    open_lake(spark, str(root), create=True)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        root = tmp_path_factory.mktemp("template") / "lake"
+        open_lake(spark, str(root), create=True)
+        return root
+    run_dir = tmp_path_factory.getbasetemp().parent          # this run's folder, shared by its workers
+    root = run_dir / "template-lake"
+    with (run_dir / "template-lake.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not root.exists():
+            partial = run_dir / f"template-lake.{os.getpid()}"
+            open_lake(spark, str(partial), create=True)
+            partial.rename(root)
     return root
 
 

@@ -15,6 +15,7 @@ def test_sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run(spar
     from tests.test_stream import stream_available_now
 
     outcome, contents = plan_zone(files=16, events_per_file=30, seed=5)
+    new_lake(tmp_path / "crashed" / "lake")          # the stream's first run finds the tables in place
     run = crash_run(tmp_path / "crashed", contents, outcome.files, kills=3, seed=5, interval=1.0)
     assert run.final_exit == 0
     assert len(run.kills) == 3
