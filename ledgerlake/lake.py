@@ -190,12 +190,15 @@ class Lake:
         committed = snapshot.transactions().get(app_id)
         return Pin(name, int(snapshot.version()), app_id, int(committed.get()) if committed.isDefined() else 0)
 
-    def committed_since(self, name: str, version: int, marker: str) -> bool:
-        """True when a commit after ``version`` carries ``marker`` as its user metadata."""
+    def committed_since(self, name: str, version: int, marker: str) -> int | None:
+        """The version of the commit after ``version`` that carries ``marker`` as its user metadata, if any."""
         from pyspark.sql import functions as F
 
         newer = self.version(name) - version
-        return newer > 0 and bool(self.delta(name).history(newer).where(F.col("userMetadata") == marker).count())
+        if newer <= 0:
+            return None
+        found = self.delta(name).history(newer).where(F.col("userMetadata") == marker).select("version").first()
+        return None if found is None else int(found["version"])
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,61 @@ def test_fresh_backfill_leaves_serving_equal_to_silver_rows_of_the_window(lake, 
     assert [r[0] for r in window_rows("silver.transactions")] == [txn(2), txn(3), txn(4)]
     assert window_rows("serving.transactions_recent") == window_rows("silver.transactions")
     assert lake.read("serving.transactions_recent").count() == 3
+
+
+def _core_txn_1(folder: Path) -> None:
+    core_file(folder, [core_detail(txn(1), account="000000000042", posting_date="20261005", value_date="20261005",
+                                   posting_time="100000", code="POS", amount="12.00", channel="POS")],
+              business_date="20261005")
+
+
+def _each_txn_id_once(lake: Lake) -> None:
+    for table in ("silver.transactions", "serving.transactions_recent"):
+        ids = [r["txn_id"] for r in lake.read(table).select("txn_id").collect()]
+        assert sorted(ids) == sorted(set(ids)), table
+
+
+def test_a_batch_published_while_a_micro_batch_is_planned_takes_over_its_txn_ids(lake, tmp_path, monkeypatch):
+    from ledgerlake.load import microbatch
+
+    _core_txn_1(tmp_path / "in")
+    write = microbatch._write_transactions
+
+    def batch_publishes_first(*args, **kwargs):  # the plan saw no batch row; the batch commits before the stream
+        assert load(lake, tmp_path / "in").exit_code == 0
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(microbatch, "_write_transactions", batch_publishes_first)
+    stats = apply(lake, 0, {"e-00000.jsonl": [posted(1, amount="10.00"), posted(2)]})
+
+    _each_txn_id_once(lake)
+    silver, serving = rows(lake, "silver.transactions"), rows(lake, "serving.transactions_recent")
+    assert silver[txn(1)]["source_system"] == serving[txn(1)]["source_system"] == "core_banking"
+    assert silver[txn(2)]["source_system"] == serving[txn(2)]["source_system"] == "events"
+    assert {t: s["status"] for t, s in state(lake).items()} == {txn(1): "BATCH", txn(2): "LIVE"}
+    parity = {(r["txn_id"], r["field"]): r for r in lake.read("ops.parity").collect()}
+    assert parity[(txn(1), "amount")]["detected_by"] == "stream"
+    assert (stats.actions["UPSERT"], stats.actions["BATCH"]) == (1, 1)
+
+
+def test_a_micro_batch_committed_while_a_batch_is_judged_yields_to_the_batch(lake, tmp_path, monkeypatch):
+    from ledgerlake.load import sinks
+
+    _core_txn_1(tmp_path / "in")
+    write_silver = sinks.write_silver
+
+    def stream_commits_first(*args, **kwargs):  # the batch was judged on silver without the streamed row
+        apply(lake, 0, {"e-00000.jsonl": [posted(1, amount="10.00"), posted(2)]})
+        return write_silver(*args, **kwargs)
+
+    monkeypatch.setattr(sinks, "write_silver", stream_commits_first)
+    assert load(lake, tmp_path / "in").exit_code == 0
+
+    _each_txn_id_once(lake)
+    silver, serving = rows(lake, "silver.transactions"), rows(lake, "serving.transactions_recent")
+    assert silver[txn(1)]["source_system"] == serving[txn(1)]["source_system"] == "core_banking"
+    assert silver[txn(2)]["source_system"] == serving[txn(2)]["source_system"] == "events"
+    assert state(lake)[txn(1)]["status"] == "BATCH"
+    parity = {(r["txn_id"], r["field"]): r for r in lake.read("ops.parity").collect()}
+    assert (parity[(txn(1), "amount")]["streamed_value"], parity[(txn(1), "amount")]["batch_value"]) == (
+        "10.00", "12.00")

@@ -444,7 +444,8 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
     """Write an audited batch: quarantine, the handoff of streamed versions, silver, the serving tier.
 
     False, with silver unchanged, when another publish of the source committed after the batch
-    was judged (``sinks.write_silver``). Quarantine and parity rows are inserted once by their
+    was judged (``sinks.write_silver``). Streamed versions of its txn_ids that the stream appended
+    meanwhile are removed right after the publish (``handoff.remove_late_versions``). Quarantine and parity rows are inserted once by their
     natural keys, so a batch judged again writes none of them twice.
     """
     classified = batch.rows
@@ -466,8 +467,11 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
     with timed(log, f"publish silver.transactions ({batch.suspects:,} duplicate suspects)"):
         rows = (new_rows.withColumn("event_sequence", F.lit(None).cast("bigint"))
                 .transform(to_silver_rows(load_id)))
-        if not sinks.write_silver(lake, rows, batch.pin, marker, replace_streamed=replaced is not None):
+        version = sinks.write_silver(lake, rows, batch.pin, marker, replace_streamed=replaced is not None)
+        if version is None:
             return False
+    if version > batch.pin.version + 1:     # others committed between the decision and this publish
+        replaced_ids += handoff.remove_late_versions(lake, version, new_rows, load_id)
     with timed(log, "serving tier and stream handoff"):
         handoff.sync_serving(lake, serving_window(config), tally.all_months, [f.name for f in files],
                              replaced_ids, app_id)

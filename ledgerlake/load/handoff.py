@@ -20,7 +20,7 @@ from ledgerlake.load import sinks
 from ledgerlake.serving import ServingWindow
 from transforms.events import SOURCE_SYSTEM as STREAMED
 from transforms.parity import parity_rows
-from warehouse.tables import SILVER_TRANSACTIONS, STREAM_STATE
+from warehouse.tables import SERVING_TRANSACTIONS, SILVER_TRANSACTIONS, STREAM_STATE
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,28 @@ def streamed_versions(lake: Lake, version: int, new_rows: DataFrame) -> DataFram
         streamed.unpersist()
         return None
     return streamed
+
+
+def remove_late_versions(lake: Lake, version: int, new_rows: DataFrame, load_id: str) -> list[str]:
+    """Streamed versions of the batch's txn_ids that the stream appended while the batch was judged.
+
+    The batch decided on an older snapshot of silver; a micro-batch that committed between that
+    snapshot and the batch's own commit (``version``) may have appended its version of a txn_id
+    the batch also carries. Those rows leave silver now (parity recorded); the caller takes them
+    out of the serving tier. A micro-batch that commits after the batch sees the batch row itself.
+    """
+    late = streamed_versions(lake, version, new_rows)
+    if late is None:
+        return []
+    try:
+        txn_ids = sorted(r["txn_id"] for r in late.select("txn_id").collect())
+        log.warning("%d streamed version(s) committed while the batch was judged: the batch rows replace them",
+                    len(txn_ids))
+        record_parity(lake, late, new_rows, load_id)
+        sinks.remove_streamed(lake, SILVER_TRANSACTIONS.name, txn_ids)
+        return txn_ids
+    finally:
+        late.unpersist()
 
 
 def record_parity(lake: Lake, streamed: DataFrame, new_rows: DataFrame, load_id: str) -> int:
@@ -70,7 +92,7 @@ def sync_serving(lake: Lake, window: ServingWindow, months: list[str], files: li
         sinks.merge_serving(lake, rows, app_id)
     if replaced:
         # A streamed version whose batch row is outside the window must not linger in the tier.
-        sinks.remove_streamed_from_serving(lake, replaced)
+        sinks.remove_streamed(lake, SERVING_TRANSACTIONS.name, replaced)
 
 
 def hand_over(lake: Lake, new_rows: DataFrame) -> None:

@@ -13,6 +13,13 @@ is what makes a replay after a crash exact:
 3. ops.stream_state last: until it commits, a replay sees the same state and so makes
    the same decisions.
 
+A backfill may publish at any moment. One that commits after this micro-batch was planned
+may carry some of its txn_ids: right after its own commits (step 2), the micro-batch looks
+for batch rows of the txn_ids it wrote, removes its streamed versions of those and hands
+them to the batch (parity, a BATCH state), as if it had seen the batch row when planning
+(``_yield_to_batch``). A backfill that was judged before the micro-batch committed does the
+same on its side (``handoff.remove_late_versions``), so whichever commits last cleans up.
+
 New txn_ids are blind appends. When streamed rows are replaced, moved or removed, the
 commit is an overwrite whose ``replaceWhere`` names them (streamed rows of the changed
 txn_ids in their posting months) and whose data is the batch's new versions: the plan has
@@ -163,9 +170,11 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
         if seen["oldest"] is not None:
             stats.oldest_landed, stats.newest_landed = seen["oldest"] / 1e6, seen["newest"] / 1e6
         stats.events = stats.lines - stats.quarantined
+        silver_before = lake.snapshot(SILVER_TRANSACTIONS.name).version()
         plan = _plan(lake, latest, latest_seen.get["months"], stats, load_id, window) if stats.events else None
         if plan is not None:
-            _write_transactions(lake, plan, stats, app_id, batch_id)
+            wrote_silver = _write_transactions(lake, plan, stats, app_id, batch_id)
+            plan = _yield_to_batch(lake, plan, stats, int(silver_before) + int(wrote_silver))
         if stats.quarantined:
             with _phase("quarantine", stats.timings), idempotent_writes(spark, app_id, batch_id):
                 bad = parsed.transform(bad_events)
@@ -244,8 +253,10 @@ def _plan(lake: Lake, latest: DataFrame, event_months: list[str], stats: BatchSt
     return BatchPlan(rows, months, changed_months, keys)
 
 
-def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: str, batch_id: int) -> None:
+def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: str, batch_id: int) -> bool:
     """The serving tier and silver, at once: one commit each, skipped on a replay by its transaction identifier.
+
+    True when silver was written to (one commit, or none on a replay).
 
     Only new txn_ids: blind appends. Streamed rows to replace, move or remove: an overwrite
     of exactly those rows (a MERGE when they are too many to name). The two commits are
@@ -278,6 +289,40 @@ def _write_transactions(lake: Lake, plan: BatchPlan, stats: BatchStats, app_id: 
                 lake, SILVER_TRANSACTIONS.name, applied.where(F.col("action") == UPSERT), app_id, batch_id)
     with settings:
         _concurrently(lake.spark, {what: _timed(what, write, stats.timings) for what, write in writes.items()})
+    return "silver" in writes
+
+
+def _yield_to_batch(lake: Lake, plan: BatchPlan, stats: BatchStats, expected_version: int) -> BatchPlan:
+    """Hand over the txn_ids a batch file loaded while this micro-batch was planned and written.
+
+    Looked for only when silver has a commit this micro-batch did not make (``expected_version``:
+    silver's version at planning, plus this batch's own commit), or when the plan already
+    names batch-owned txn_ids (a replay after a crash right after the commit). The streamed
+    versions of txn_ids that now have a batch row leave silver and the serving tier, and the
+    plan marks those txn_ids BATCH: parity and state are then written as for any batch-owned id.
+    """
+    if lake.snapshot(SILVER_TRANSACTIONS.name).version() <= expected_version and not stats.actions.get(BATCH):
+        return plan
+    with _phase("yield", stats.timings):
+        ids = plan.rows.where(F.col("action").isin(UPSERT, BATCH)).select("txn_id")
+        streamed = (lake.read(SILVER_TRANSACTIONS.name).where(F.col("source_system") == SOURCE_SYSTEM)
+                    .join(F.broadcast(ids), "txn_id", "left_semi").select("txn_id"))
+        owned = {r["txn_id"]: r["posting_month"] for r in _batch_rows(lake, plan.months, streamed).collect()}
+        if not owned:
+            return plan
+        log.warning("batch %d: %d txn_id(s) were loaded from a batch file meanwhile: their streamed versions "
+                    "are removed", stats.batch_id, len(owned))
+        for table in (SILVER_TRANSACTIONS.name, SERVING_TRANSACTIONS.name):
+            sinks.remove_streamed(lake, table, sorted(owned))
+        taken = lake.spark.createDataFrame(sorted(owned.items()), "txn_id STRING, taken_month STRING")
+        rows = (plan.rows.join(F.broadcast(taken), "txn_id", "left")
+                .withColumns({"action": F.when(F.col("taken_month").isNotNull(), F.lit(BATCH))
+                              .otherwise(F.col("action")),
+                              "batch_month": F.coalesce("taken_month", "batch_month")})
+                .drop("taken_month").localCheckpoint())
+        counts = {r["action"]: r["count"] for r in rows.groupBy("action").count().collect()}
+        stats.actions = {action: counts[action] for action in _ACTIONS if counts.get(action)}
+    return BatchPlan(rows, plan.months, plan.changed_months, plan.changed_keys)
 
 
 def _timed(what: str, work: Callable[[], T], timings: dict[str, float]) -> Callable[[], T]:

@@ -1,9 +1,10 @@
 """Every Delta write of the loads: one writer per table, each commit idempotent and retried on conflicts.
 
 * silver.transactions: the backfill's publish (``write_silver``, one sequence per source system) and the stream's appends,
-  replacements and MERGEs (``append_transactions``, ``replace_transactions``, ``merge_transactions``);
-* serving.transactions_recent: the same stream writes, the backfill's ``merge_serving`` and
-  ``remove_streamed_from_serving``, the roll-off's ``roll_off_serving``;
+  replacements and MERGEs (``append_transactions``, ``replace_transactions``, ``merge_transactions``),
+  and the removal of streamed versions a batch row took over (``remove_streamed``);
+* serving.transactions_recent: the same stream writes and ``remove_streamed``, the backfill's
+  ``merge_serving``, the roll-off's ``roll_off_serving``;
 * ops.quarantine (``write_quarantine``), ops.parity (``write_parity``), ops.stream_state
   (``append_state``, ``mark_batch_owned``), ops.load_ledger (``record_files``).
 
@@ -54,14 +55,15 @@ def publisher(source_system: str) -> str:
     return f"ledgerlake-publish-{source_system}"
 
 
-def write_silver(lake: Lake, rows: DataFrame, pin: Pin, marker: str, replace_streamed: bool = False) -> bool:
+def write_silver(lake: Lake, rows: DataFrame, pin: Pin, marker: str, replace_streamed: bool = False) -> int | None:
     """Publish a batch's new silver rows in one commit, if silver has not changed under its decision.
 
     ``rows``: silver-shaped (``transforms.publish.to_silver_rows``), judged against silver at
     ``pin`` (see ``Lake.pin``). The commit carries the next number of the source's publish
     sequence: when another publish of the source committed since the pin, Delta skips this
-    one (or refuses it as a conflict, then skips it), and False is returned: the caller must
-    judge the batch again. ``marker`` (the commit's user metadata) tells our commit apart.
+    one (or refuses it as a conflict, then skips it), and None is returned: the caller must
+    judge the batch again. Otherwise the version of the commit, which ``marker`` (the commit's
+    user metadata) tells apart from the others.
 
     A plain append, unless some rows replace versions the stream wrote: then one MERGE swaps
     those streamed rows for the batch's and inserts the rest (still one commit). Within each
@@ -108,11 +110,14 @@ def merge_serving(lake: Lake, rows: DataFrame, app_id: str) -> None:
         )
 
 
-def remove_streamed_from_serving(lake: Lake, txn_ids: list[str]) -> None:
-    """Remove the streamed versions of these txn_ids from the serving tier (a batch row replaced them)."""
+def remove_streamed(lake: Lake, table: str, txn_ids: list[str]) -> None:
+    """Remove the streamed versions of these txn_ids from a transactions table (a batch row replaced them).
+
+    The DELETE is planned again on the newest snapshot when it conflicts: it decides nothing
+    beforehand, so a retry is never stale.
+    """
     stale = F.col("txn_id").isin(txn_ids) & (F.col("source_system") == STREAMED)
-    with_conflict_retry(lambda: lake.delta(SERVING_TRANSACTIONS.name).delete(stale),
-                        "remove replaced streamed rows from serving.transactions_recent")
+    with_conflict_retry(lambda: lake.delta(table).delete(stale), f"remove replaced streamed rows from {table}")
 
 
 def roll_off_serving(lake: Lake, first_month: str) -> None:
