@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.stream_kill import committed_batches  # noqa: E402
 from ledgerlake.samples.events import EventFactory, generate_events, land_file  # noqa: E402
 from ledgerlake.samples.legacy import generate  # noqa: E402
 from tests.legacy_files import core_detail, core_file  # noqa: E402
@@ -67,6 +68,7 @@ class Tally:
     runs: Counter = field(default_factory=Counter)
     kills: Counter = field(default_factory=Counter)
     exits: list[tuple[str, int, str]] = field(default_factory=list)   # kind, status, log of unkilled runs
+    alone_batches: int = 0            # micro-batches the stream committed before anything else started
 
 
 def _env() -> dict[str, str]:
@@ -178,6 +180,8 @@ def chaos(work: Path, expected: dict, names: list[str], contents: list[list[str]
             wait = max(0.0, began + STREAM_ALONE_SECONDS - now)
             stream = start("stream", stream_cmd, logs, tally, rng, 1.0, (wait + 30, wait + 120))
         if now - began >= STREAM_ALONE_SECONDS:
+            if not tally.runs["backfill"]:
+                tally.alone_batches = committed_batches(lake)
             backfills = reap(backfills, tally, say)
             while len(backfills) < 2:
                 scope = ["--date", rng.choice(expected["days"])] if rng.random() < 0.5 else []
@@ -213,20 +217,20 @@ def chaos(work: Path, expected: dict, names: list[str], contents: list[list[str]
     return tally
 
 
-def log_figures(logs: Path) -> dict:
+def log_figures(logs: Path, alone_batches: int) -> dict:
     """Conflicts retried and re-judged batches, from every run's log; the stream's micro-batch times."""
     retried = rejudged = yielded = 0
     alone: list[float] = []
     busy: list[float] = []
-    took = re.compile(r"\[stream\] batch \d+: .* took ([0-9.]+)s")
+    took = re.compile(r"\[stream\] batch (\d+): .* took ([0-9.]+)s")
     for log in sorted(logs.glob("*.log")):
         text = log.read_text(errors="replace")
         retried += text.count("concurrent commit, retry")
         rejudged += text.count("judging it again")
         yielded += len(re.findall(r"loaded from a batch file meanwhile|committed while the batch was judged", text))
         if log.name.startswith("stream-"):
-            times = [float(t) for t in took.findall(text)]
-            (alone if log.name == "stream-001.log" else busy).extend(times)
+            for batch, seconds in took.findall(text):
+                (alone if log.name == "stream-001.log" and int(batch) < alone_batches else busy).append(float(seconds))
 
     def summary(values: list[float]) -> dict:
         if not values:
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                                      spark_conf={"spark.sql.shuffle.partitions": "2"}), "chaos-check")
     invariants = check(spark, work / "lake", expected, tally)
     figures = {"seconds": round(time.monotonic() - started), "runs": dict(tally.runs), "kills": dict(tally.kills),
-               **log_figures(work / "logs")}
+               "stream_batches_alone": tally.alone_batches, **log_figures(work / "logs", tally.alone_batches)}
     print(json.dumps(figures, indent=1))
     for name, state in invariants.items():
         print(f"{'ok  ' if state == 'ok' else 'FAIL'} {name}{'' if state == 'ok' else ': ' + state}")
