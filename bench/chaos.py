@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -236,8 +237,9 @@ def log_figures(logs: Path, alone_batches: int) -> dict:
         if not values:
             return {"micro_batches": 0}
         values = sorted(values)
+        nearest_rank = min(len(values), math.ceil(0.95 * len(values))) - 1
         return {"micro_batches": len(values), "median_s": round(statistics.median(values), 2),
-                "p95_s": round(values[int(0.95 * (len(values) - 1))], 2)}
+                "p95_s": round(values[nearest_rank], 2)}
 
     return {"conflicts_retried": retried, "batches_judged_again": rejudged, "races_resolved": yielded,
             "stream_alone": summary(alone), "stream_under_contention": summary(busy)}
