@@ -154,8 +154,7 @@ def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> di
     from ledgerlake.session import build_session
     from tests.scan_metrics import scan_metrics
 
-    spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values()))), ),
-                          "bench-statement")
+    spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values())))), "bench-statement")
     opened = {name: Lake(spark, str(root)) for name, root in lakes.items()}
     window = window_for(today, args.serving_months).first_day
     start = date(today.year - 1, today.month, 1) + timedelta(days=31)

@@ -445,8 +445,9 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
 
     False, with silver unchanged, when another publish of the source committed after the batch
     was judged (``sinks.write_silver``). Streamed versions of its txn_ids that the stream appended
-    meanwhile are removed right after the publish (``handoff.remove_late_versions``). Quarantine and parity rows are inserted once by their
-    natural keys, so a batch judged again writes none of them twice.
+    meanwhile are removed right after the publish (``handoff.remove_late_versions``). Quarantine
+    and parity rows are inserted once by their natural keys, so a batch judged again writes none
+    of them twice.
     """
     classified = batch.rows
     if any(tally.by_verdict[(sha, QUARANTINED)] for sha in tally.reasons):

@@ -170,11 +170,12 @@ def apply_batch(lake: Lake, files: DataFrame, batch_id: int, app_id: str, window
         if seen["oldest"] is not None:
             stats.oldest_landed, stats.newest_landed = seen["oldest"] / 1e6, seen["newest"] / 1e6
         stats.events = stats.lines - stats.quarantined
-        silver_before = lake.snapshot(SILVER_TRANSACTIONS.name).version()
-        plan = _plan(lake, latest, latest_seen.get["months"], stats, load_id, window) if stats.events else None
-        if plan is not None:
+        plan = None
+        if stats.events:
+            silver_before = int(lake.snapshot(SILVER_TRANSACTIONS.name).version())
+            plan = _plan(lake, latest, latest_seen.get["months"], stats, load_id, window)
             wrote_silver = _write_transactions(lake, plan, stats, app_id, batch_id)
-            plan = _yield_to_batch(lake, plan, stats, int(silver_before) + int(wrote_silver))
+            plan = _yield_to_batch(lake, plan, stats, silver_before + int(wrote_silver))
         if stats.quarantined:
             with _phase("quarantine", stats.timings), idempotent_writes(spark, app_id, batch_id):
                 bad = parsed.transform(bad_events)
