@@ -447,7 +447,8 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
     was judged (``sinks.write_silver``). Streamed versions of its txn_ids that the stream appended
     meanwhile are removed right after the publish (``handoff.remove_late_versions``). Quarantine
     and parity rows are inserted once by their natural keys, so a batch judged again writes none
-    of them twice.
+    of them twice. Every step after the silver commit reads what is committed, so a rerun after
+    a crash at any of its commits finishes exactly what was left (``tests/test_crash_boundaries.py``).
     """
     classified = batch.rows
     if any(tally.by_verdict[(sha, QUARANTINED)] for sha in tally.reasons):
@@ -456,14 +457,13 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
                                    .withColumnRenamed("file_sha", "source_sha256")
                                    .transform(to_quarantine_rows(spec.source_system, load_id)))
     new_rows = classified.where(F.col("verdict") == NEW)
+    accepted = classified.where(F.col("verdict") != QUARANTINED)
     app_id = f"backfill-{spec.name}-{batch_fingerprint(files)}"
     marker = f"ledgerlake backfill {spec.name} load {load_id} batch {batch_fingerprint(files)} {uuid.uuid4().hex[:8]}"
     replaced = handoff.streamed_versions(lake, batch.version, new_rows) if batch.version > 0 else None
-    replaced_ids: list[str] = []
     if replaced is not None:
         cached.append(replaced)
-        replaced_ids = [r["txn_id"] for r in replaced.select("txn_id").collect()]
-        with timed(log, f"handoff: {len(replaced_ids):,} streamed version(s) replaced, parity"):
+        with timed(log, "handoff: streamed versions replaced, parity"):
             handoff.record_parity(lake, replaced, new_rows, load_id)
     with timed(log, f"publish silver.transactions ({batch.suspects:,} duplicate suspects)"):
         rows = (new_rows.withColumn("event_sequence", F.lit(None).cast("bigint"))
@@ -471,12 +471,14 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
         version = sinks.write_silver(lake, rows, batch.pin, marker, replace_streamed=replaced is not None)
         if version is None:
             return False
-    if version > batch.pin.version + 1:     # others committed between the decision and this publish
-        replaced_ids += handoff.remove_late_versions(lake, version, new_rows, load_id)
+    # Others committed between the decision and this publish, or an earlier run of these files
+    # stopped after its own: streamed rows may stand beside the batch's.
+    if version > batch.pin.version + 1 or tally.recovered:
+        handoff.remove_late_versions(lake, version, accepted, load_id)
     with timed(log, "serving tier and stream handoff"):
         handoff.sync_serving(lake, serving_window(config), tally.all_months, [f.name for f in files],
-                             replaced_ids, app_id)
-        handoff.hand_over(lake, classified.where(F.col("verdict") != QUARANTINED))
+                             accepted, app_id)
+        handoff.hand_over(lake, accepted)
     return True
 
 

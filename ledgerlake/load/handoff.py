@@ -42,24 +42,24 @@ def streamed_versions(lake: Lake, version: int, new_rows: DataFrame) -> DataFram
     return streamed
 
 
-def remove_late_versions(lake: Lake, version: int, new_rows: DataFrame, load_id: str) -> list[str]:
-    """Streamed versions of the batch's txn_ids that the stream appended while the batch was judged.
+def remove_late_versions(lake: Lake, version: int, batch_rows: DataFrame, load_id: str) -> None:
+    """Remove the streamed versions of the batch's txn_ids that silver still holds as of ``version``.
 
     The batch decided on an older snapshot of silver; a micro-batch that committed between that
     snapshot and the batch's own commit (``version``) may have appended its version of a txn_id
-    the batch also carries. Those rows leave silver now (parity recorded); the caller takes them
-    out of the serving tier. A micro-batch that commits after the batch sees the batch row itself.
+    the batch also carries, and a run that died right after its silver commit left such rows
+    beside the batch rows it had just written. ``batch_rows``: every accepted row of the batch
+    (new or already in silver). Those streamed rows leave silver now (parity recorded). A
+    micro-batch that commits after the batch sees the batch row itself.
     """
-    late = streamed_versions(lake, version, new_rows)
+    late = streamed_versions(lake, version, batch_rows)
     if late is None:
-        return []
+        return
     try:
         txn_ids = sorted(r["txn_id"] for r in late.select("txn_id").collect())
-        log.warning("%d streamed version(s) committed while the batch was judged: the batch rows replace them",
-                    len(txn_ids))
-        record_parity(lake, late, new_rows, load_id)
+        log.warning("%d streamed version(s) beside the batch's rows: the batch rows replace them", len(txn_ids))
+        record_parity(lake, late, batch_rows, load_id)
         sinks.remove_streamed(lake, SILVER_TRANSACTIONS.name, txn_ids)
-        return txn_ids
     finally:
         late.unpersist()
 
@@ -78,20 +78,23 @@ def record_parity(lake: Lake, streamed: DataFrame, new_rows: DataFrame, load_id:
 
 
 def sync_serving(lake: Lake, window: ServingWindow, months: list[str], files: list[str],
-                 replaced: list[str], app_id: str) -> None:
-    """Bring the serving tier in step with silver for this batch's rows inside the window.
+                 batch_rows: DataFrame, app_id: str) -> None:
+    """Bring the serving tier in step with silver for this batch's rows.
 
-    The source is silver itself (the batch's files, window months only), so a rerun after
-    a crash between the two commits merges exactly what silver holds. Streamed versions
-    the batch replaced leave the tier when the batch row falls outside the window.
+    Both steps read what is committed, not what this run decided, so a rerun after a crash
+    anywhere after the silver commit does exactly what is left to do. The batch's rows inside
+    the window are merged from silver (the batch's files, window months only). Streamed
+    versions of the batch's txn_ids (``batch_rows``: its accepted rows) that the tier still
+    holds leave it: those whose batch row lies outside the window are not replaced by the merge.
     """
     in_window = [m for m in months if window.contains_month(m)]
     if in_window:
         rows = (lake.read(SILVER_TRANSACTIONS.name)
                 .where(F.col("posting_month").isin(in_window) & F.col("source_file").isin(files)))
         sinks.merge_serving(lake, rows, app_id)
-    if replaced:
-        # A streamed version whose batch row is outside the window must not linger in the tier.
+    streamed = (lake.read(SERVING_TRANSACTIONS.name).where(F.col("source_system") == STREAMED)
+                .join(batch_rows.select("txn_id"), "txn_id", "left_semi").select("txn_id"))
+    if replaced := sorted(r["txn_id"] for r in streamed.collect()):
         sinks.remove_streamed(lake, SERVING_TRANSACTIONS.name, replaced)
 
 

@@ -19,6 +19,10 @@ for batch rows of the txn_ids it wrote, removes its streamed versions of those a
 them to the batch (parity, a BATCH state), as if it had seen the batch row when planning
 (``_yield_to_batch``). A backfill that was judged before the micro-batch committed does the
 same on its side (``handoff.remove_late_versions``), so whichever commits last cleans up.
+The plan rests on two things only: the stream's own state, which no one else changes except
+to mark txn_ids batch-owned, and "no batch row yet" for each txn_id. A concurrent batch
+can falsify only the second, so a commit retried after a conflict keeps its plan, and the
+look after the commit re-makes exactly that decision on the newest snapshot.
 
 New txn_ids are blind appends. When streamed rows are replaced, moved or removed, the
 commit is an overwrite whose ``replaceWhere`` names them (streamed rows of the changed
@@ -313,7 +317,8 @@ def _yield_to_batch(lake: Lake, plan: BatchPlan, stats: BatchStats, expected_ver
             return plan
         log.warning("batch %d: %d txn_id(s) were loaded from a batch file meanwhile: their streamed versions "
                     "are removed", stats.batch_id, len(owned))
-        for table in (SILVER_TRANSACTIONS.name, SERVING_TRANSACTIONS.name):
+        # Silver last: it is where a replay after a crash in between finds them again.
+        for table in (SERVING_TRANSACTIONS.name, SILVER_TRANSACTIONS.name):
             sinks.remove_streamed(lake, table, sorted(owned))
         taken = lake.spark.createDataFrame(sorted(owned.items()), "txn_id STRING, taken_month STRING")
         rows = (plan.rows.join(F.broadcast(taken), "txn_id", "left")
