@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ LONGEST_FIRST = ("test_airflow_daily", "test_stream_kill", "test_airflow_backfil
 # and CPU is what a test run on two cores waits for. The test processes' own sessions keep the defaults.
 CHILD_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {CHILD_JVM_OPTIONS}".strip()
+# Python code some tests run inside Spark's tasks needs the project's interpreter, not the first python3 on PATH.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -101,14 +101,14 @@ def replay_base(spark, tmp_path_factory, new_lake):
     return root / "after-first", snapshot(clean)
 
 
+# The commits of a batch that replaces and moves streamed rows; every other commit boundary of a
+# micro-batch (appends, yield, quarantine, parity, state): tests/test_crash_boundaries.py.
 @pytest.mark.parametrize("crash_batch,crash_in,call,after_commit", [
-    (0, "append_transactions", 1, True),    # serving appended, dies before silver
     (1, "replace_transactions", 1, False),  # dies inside the serving overwrite, before its commit
     (1, "replace_transactions", 1, True),   # serving overwritten, dies before silver
     (1, "replace_transactions", 2, True),   # both overwritten, dies before quarantine and state
     (1, "merge_transactions", 1, True),     # too many changes to name: serving merged, dies before silver
     (1, "merge_transactions", 2, True),     # ... both merged, dies before quarantine and state
-    (1, "append_state", 1, False),          # dies writing the state, the batch's last commit
 ])
 def test_crash_inside_a_batch_then_replay_equals_a_clean_run(spark, tmp_path, monkeypatch, replay_base, crash_batch,
                                                              crash_in, call, after_commit):
