@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA ?= demo-data
 export LEDGERLAKE_WAREHOUSE ?= $(CURDIR)/warehouse/lake
 
-.PHONY: venv demo test test-fast bench lint clean spark-conf airflow compose-env
+.PHONY: venv demo test test-fast bench lint clean spark-conf airflow compose-env cluster
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: venv
 # Extra set-up flags: make airflow AIRFLOW_SETUP_ARGS="--landing cards=$$PWD/demo-data/cards --pool-slots cards=2"
 airflow: venv
 	$(PY) -m ledgerlake.orchestration.airflow_setup --standalone $(AIRFLOW_SETUP_ARGS)
+
+# A Spark standalone master and worker on loopback (ledgerlake cluster status|stop).
+cluster: venv
+	$(VENV)/bin/ledgerlake cluster start
 
 # docker-compose's secrets (none has a default): generated once into a git-ignored .env.
 compose-env:

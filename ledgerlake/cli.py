@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve-sql": ("ledgerlake.query.serve_sql", "serve the lake's tables over JDBC/ODBC (Spark Thrift Server)"),
     "stream": ("jobs.stream", "apply the real-time events landing zone to silver and the serving tier"),
     "maintain": ("jobs.maintain", "serving-tier roll-off, OPTIMIZE/Z-ORDER and VACUUM of the lake's tables"),
+    "cluster": ("ledgerlake.cluster", "start, stop or show a Spark standalone cluster on this machine (loopback)"),
 }
 
 USAGE = """usage: ledgerlake COMMAND [options]   (ledgerlake COMMAND --help for a command's options)

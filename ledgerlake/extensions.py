@@ -39,6 +39,13 @@ class ExtensionBuildError(RuntimeError):
     """The extensions jar could not be compiled (no JDK, or a compiler error)."""
 
 
+def spark_home() -> Path:
+    """The Spark distribution inside the installed PySpark (bin/, conf/, jars/)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("LEDGERLAKE_CACHE") or Path.home() / ".cache" / "ledgerlake")
 

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledgerlake.cluster import cluster_conf
 from ledgerlake.config import LakeConfig
-from ledgerlake.extensions import READ_ONLY_EXTENSION, cache_dir, extensions_jar
+from ledgerlake.extensions import READ_ONLY_EXTENSION, cache_dir, extensions_jar, spark_home
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -21,13 +22,6 @@ log = logging.getLogger(__name__)
 DELTA_VERSION = "4.4.0"
 SCALA_VERSION = "2.13"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
-
-
-def spark_home() -> Path:
-    """The Spark distribution inside the installed PySpark (bin/, conf/, jars/)."""
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
 
 
 def extensions_classpath() -> Path:
@@ -148,6 +142,8 @@ def build_session(config: LakeConfig, app_name: str) -> SparkSession:
 
     builder = SparkSession.builder.appName(app_name)
     conf = base_spark_conf(config)
+    for key, value in cluster_conf(_master(config)).items():
+        conf.setdefault(key, value)
     if under_spark_submit():
         # spark-submit put the jars on the class path and chose --master already (spark-defaults.conf,
         # written by the set-up); only session-level settings apply.
@@ -165,6 +161,16 @@ def build_session(config: LakeConfig, app_name: str) -> SparkSession:
     _check_delta(spark)
     log.debug("Spark %s session %s on %s", spark.version, app_name, spark.sparkContext.master)
     return spark
+
+
+def _master(config: LakeConfig) -> str | None:
+    """The master the session will use: the config's, else (under spark-submit) the one spark-submit was given."""
+    if config.master or not under_spark_submit():
+        return config.master
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # noqa: SLF001 - joins the JVM spark-submit started
+    return SparkConf().get("spark.master", None)
 
 
 class DeltaUnavailableError(RuntimeError):

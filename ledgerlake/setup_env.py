@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ledgerlake.extensions import READ_ONLY_EXTENSION
-from ledgerlake.session import DELTA_EXTENSION, delta_jars, delta_package, extensions_classpath, spark_home
+from ledgerlake.extensions import READ_ONLY_EXTENSION, spark_home
+from ledgerlake.session import DELTA_EXTENSION, delta_jars, delta_package, extensions_classpath
 
 MARK = "# written by ledgerlake.setup_env"
 

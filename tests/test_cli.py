@@ -1,4 +1,4 @@
-"""The command-line contract end to end: ledgerlake backfill/sql/generate and spark-submit jobs/backfill.py."""
+"""The command-line contract end to end: ledgerlake backfill/sql/generate (spark-submit: tests/test_cluster.py)."""
 
 from __future__ import annotations
 
@@ -94,23 +94,3 @@ def test_backfill_cli_end_to_end(tmp_path, ledgerlake_cli):
     bad_sql = ledgerlake_cli("sql", "SELECT nope FROM silver.transactions", "--warehouse", str(warehouse))
     assert bad_sql.returncode == 1
     assert bad_sql.stderr.strip().splitlines()[-1].startswith("ledgerlake sql: error: [UNRESOLVED_COLUMN")
-
-
-@pytest.mark.slow
-def test_spark_submit_runs_the_same_job(tmp_path, ledgerlake_cli):
-    from ledgerlake.setup_env import write_spark_defaults
-
-    write_spark_defaults()
-    data, warehouse = tmp_path / "data", tmp_path / "lake"
-    core_file(data, [core_detail(txn_id=f"CB{n:018d}") for n in range(1, 6)], "20240301")
-    core_file(data, [core_detail(txn_id=f"CB{n:018d}") for n in range(6, 9)], "20240401")
-
-    proc = run([str(BIN / "spark-submit"), "--master", "local[2]", "jobs/backfill.py", "--source", "core_banking",
-                "--input", str(data), "--from", "2024-03", "--to", "2024-03"], warehouse)
-
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "1 loaded, 0 rejected" in proc.stdout
-    assert "1 file(s) outside the month range" in proc.stdout
-    check = ledgerlake_cli("sql", "SELECT count(*) AS n FROM silver.transactions", "--format", "csv",
-                           "--warehouse", str(warehouse))
-    assert check.stdout.splitlines() == ["n", "5"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from ledgerlake.extensions import spark_home
 from ledgerlake.query.statement import SERVING, SILVER
-from ledgerlake.session import spark_home
 from tests.lake_rows import txn, write_rows
 
 BIN = Path(sys.executable).parent

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, exit_statuses, fail
-from ledgerlake.session import spark_home
+from ledgerlake.extensions import spark_home
 
 log = logging.getLogger(__name__)
 
