@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import secrets
 import signal
@@ -31,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from ledgerlake.extensions import cache_dir, spark_home
-
-log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT, DEFAULT_WEBUI_PORT, DEFAULT_WORKER_WEBUI_PORT = 7077, 8080, 8081
@@ -98,16 +95,11 @@ def cluster_conf(master: str | None, folder: Path | None = None) -> dict[str, st
             "spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
 
 
-def _spark_class() -> Path:
-    return spark_home() / "bin" / "spark-class"
-
-
 def _launch(cluster: Cluster, role: str, args: list[str]) -> int:
     env = {**os.environ, "SPARK_LOCAL_IP": LOOPBACK, SECRET_ENV: cluster.secret()}
-    conf = cluster.folder / "daemon.conf"
-    conf.write_text("spark.authenticate true\n")
     log_file = (cluster.folder / f"{role}.log").open("ab")
-    proc = subprocess.Popen([str(_spark_class()), *args, "--properties-file", str(conf)],
+    proc = subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args,
+                             "--properties-file", str(cluster.folder / "daemon.conf")],
                             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, start_new_session=True)
     (cluster.folder / f"{role}.pid").write_text(str(proc.pid))
@@ -128,6 +120,7 @@ def start(cluster: Cluster, port: int = DEFAULT_PORT, webui_port: int = DEFAULT_
         return str(cluster.url)
     stop(cluster)                             # a half-started or crashed cluster: clean up first
     cluster.folder.mkdir(parents=True, exist_ok=True)
+    (cluster.folder / "daemon.conf").write_text("spark.authenticate true\n")
     url, webui = f"spark://{LOOPBACK}:{port}", f"http://{LOOPBACK}:{webui_port}"
     _launch(cluster, "master", [MASTER_CLASS, "--host", LOOPBACK, "--port", str(port),
                                 "--webui-port", str(webui_port)])

@@ -476,8 +476,7 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
     if version > batch.pin.version + 1 or tally.recovered:
         handoff.remove_late_versions(lake, version, accepted, load_id)
     with timed(log, "serving tier and stream handoff"):
-        handoff.sync_serving(lake, serving_window(config), tally.all_months, [f.name for f in files],
-                             accepted, app_id)
+        handoff.sync_serving(lake, serving_window(config), tally.all_months, [f.name for f in files], app_id)
         handoff.hand_over(lake, accepted)
     return True
 

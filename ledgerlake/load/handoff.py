@@ -77,29 +77,32 @@ def record_parity(lake: Lake, streamed: DataFrame, new_rows: DataFrame, load_id:
         found.unpersist()
 
 
-def sync_serving(lake: Lake, window: ServingWindow, months: list[str], files: list[str],
-                 batch_rows: DataFrame, app_id: str) -> None:
-    """Bring the serving tier in step with silver for this batch's rows.
+def sync_serving(lake: Lake, window: ServingWindow, months: list[str], files: list[str], app_id: str) -> None:
+    """Bring the serving tier in step with silver for this batch's rows inside the window.
 
-    Both steps read what is committed, not what this run decided, so a rerun after a crash
-    anywhere after the silver commit does exactly what is left to do. The batch's rows inside
-    the window are merged from silver (the batch's files, window months only). Streamed
-    versions of the batch's txn_ids (``batch_rows``: its accepted rows) that the tier still
-    holds leave it: those whose batch row lies outside the window are not replaced by the merge.
+    The source is silver itself (the batch's files, window months only), so a rerun after
+    a crash between the two commits merges exactly what silver holds.
     """
     in_window = [m for m in months if window.contains_month(m)]
     if in_window:
         rows = (lake.read(SILVER_TRANSACTIONS.name)
                 .where(F.col("posting_month").isin(in_window) & F.col("source_file").isin(files)))
         sinks.merge_serving(lake, rows, app_id)
+
+
+def hand_over(lake: Lake, batch_rows: DataFrame) -> None:
+    """The batch's txn_ids (``batch_rows``: its accepted rows) leave the stream: nothing to do without one.
+
+    Streamed versions the serving tier still holds leave it (those whose batch row lies outside
+    the window are not replaced by the merge), then the txn_ids are marked batch-owned. Both
+    steps read what is committed, not what this run decided, so a rerun after a crash anywhere
+    after the silver commit does exactly what is left to do.
+    """
+    if lake.version(STREAM_STATE.name) == 0:
+        return
     streamed = (lake.read(SERVING_TRANSACTIONS.name).where(F.col("source_system") == STREAMED)
                 .join(batch_rows.select("txn_id"), "txn_id", "left_semi").select("txn_id"))
     if replaced := sorted(r["txn_id"] for r in streamed.collect()):
         sinks.remove_streamed(lake, SERVING_TRANSACTIONS.name, replaced)
-
-
-def hand_over(lake: Lake, new_rows: DataFrame) -> None:
-    """Mark the txn_ids the stream has seen as owned by the batch from now on (no-op without a stream)."""
-    if lake.version(STREAM_STATE.name) > 0:
-        sinks.mark_batch_owned(lake, new_rows.select("txn_id", "posting_date")
-                         .withColumn("posting_month", F.date_format("posting_date", "yyyy-MM")))
+    sinks.mark_batch_owned(lake, batch_rows.select("txn_id", "posting_date")
+                           .withColumn("posting_month", F.date_format("posting_date", "yyyy-MM")))
