@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA ?= demo-data
 export LEDGERLAKE_WAREHOUSE ?= $(CURDIR)/warehouse/lake
 
-.PHONY: venv demo test test-fast bench lint clean spark-conf airflow compose-env cluster
+.PHONY: venv s3 demo test test-fast bench lint clean spark-conf airflow compose-env cluster
 
 venv: $(STAMP)
 
@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml constraints.txt ledgerlake/setup_env.py $(wildcard ledg
 	$(PY) -m ledgerlake.setup_env
 	@touch $(STAMP)
 
+# Hadoop's S3 connector and the AWS SDK bundle (~700 MB, downloaded once) for lakes and landing zones on S3.
+S3_STAMP := $(VENV)/.s3-jars
+s3: $(S3_STAMP)
+
+$(S3_STAMP): $(STAMP)
+	$(PY) -m ledgerlake.setup_env --s3
+	@touch $(S3_STAMP)
+
 demo: venv
 	$(PY) -m ledgerlake.samples.demo --data $(DEMO_DATA)
 
@@ -25,10 +33,10 @@ demo: venv
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
-test: venv
+test: venv s3
 	$(PYTEST)
 
-test-fast: venv
+test-fast: venv s3
 	$(PYTEST) -m "not slow"
 
 bench: venv

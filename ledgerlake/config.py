@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from ledgerlake import objectstore
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SERVING_MONTHS = 6
 
@@ -36,6 +38,7 @@ class LakeConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)
     today: date | None = None
     log_level: str = "INFO"
+    object_store: bool = False      # the lake or the input is on S3: Spark gets the s3a connector
 
     def current_date(self) -> date:
         """Today as the jobs see it: injectable for tests and replays."""
@@ -121,6 +124,8 @@ def config_from_args(args: argparse.Namespace) -> LakeConfig:
 
     if "://" not in warehouse:
         warehouse = str(Path(warehouse).expanduser().resolve())
+    warehouse = objectstore.to_s3a(warehouse)      # s3:// spelt as Spark and Delta read it
+    object_store = any(objectstore.is_s3(str(uri or "")) for uri in (warehouse, getattr(args, "input", None)))
     return LakeConfig(
         warehouse=warehouse.rstrip("/"),
         serving_months=_positive_int(months_raw, "--serving-months"),
@@ -128,4 +133,5 @@ def config_from_args(args: argparse.Namespace) -> LakeConfig:
         spark_conf=spark_conf,
         today=today,
         log_level=log_level,
+        object_store=object_store,
     )

@@ -19,7 +19,7 @@ def configure_logging(level: str = "INFO") -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
+    for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway", "botocore", "boto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

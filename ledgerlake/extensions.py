@@ -3,11 +3,13 @@
 * ``ReadOnlySql``: installed in every ledgerlake session; with ``spark.ledgerlake.sql.readOnly``
   it refuses whatever is not a query (``ledgerlake sql`` and ``serve-sql`` switch it on);
 * ``QueryLog``: a listener of the SQL server logging each statement with its user;
-* ``PasswordFileAuthenticator``: the SQL server's password check (hashes from a file).
+* ``PasswordFileAuthenticator``: the SQL server's password check (hashes from a file);
+* ``S3ConditionalLogStore``: Delta's log on S3 with conditional PUTs, so several processes may commit
+  to one table at once (``ledgerlake/objectstore.py``).
 
 They run inside the JVM, the only place that sees every statement a JDBC client sends. The jar
-is compiled with the JDK's ``javac`` against the installed PySpark's jars, once per version of
-the sources and of Spark, and cached (``LEDGERLAKE_CACHE``, default ``~/.cache/ledgerlake``).
+is compiled with the JDK's ``javac`` against the installed PySpark's jars and Delta's, once per
+version of the sources and of Spark, and cached (``LEDGERLAKE_CACHE``, default ``~/.cache/ledgerlake``).
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LEDGERLAKE_CACHE") or Path.home() / ".cache" / "ledgerlake")
 
 
-def extensions_jar(spark_jars: Path) -> Path:
-    """The compiled extensions, built now against ``spark_jars`` if this version of the sources and Spark
-    has no jar yet."""
+def extensions_jar(spark_jars: Path, extra: list[str]) -> Path:
+    """The compiled extensions, built now against ``spark_jars`` and the ``extra`` jar files if this
+    version of the sources and Spark has no jar yet."""
     import pyspark
 
     sources = sorted(SOURCES.rglob("*.java"))
@@ -68,7 +70,7 @@ def extensions_jar(spark_jars: Path) -> Path:
                                   "install one or set JAVA_HOME")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as classes:
-        built = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", str(spark_jars / "*"),
+        built = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", os.pathsep.join([str(spark_jars / "*"), *extra]),
                                 "-d", classes, *map(str, sources)], capture_output=True, text=True)
         if built.returncode != 0:
             raise ExtensionBuildError(f"javac failed: {built.stderr.strip()[:2000]}")

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledgerlake import objectstore
 from ledgerlake.cluster import cluster_conf
 from ledgerlake.config import LakeConfig
 from ledgerlake.extensions import READ_ONLY_EXTENSION, cache_dir, extensions_jar, spark_home
@@ -26,7 +27,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 
 def extensions_classpath() -> Path:
     """The jar of the project's Spark extensions, built against this PySpark's jars on first use."""
-    return extensions_jar(spark_home() / "jars")
+    return extensions_jar(spark_home() / "jars", delta_jars())
 
 
 def delta_package() -> str:
@@ -46,21 +47,40 @@ def _artifact(jar_name: str) -> str:
     return match.group("artifact") if match else jar_name
 
 
+def hadoop_aws_package() -> str:
+    """Maven coordinate of Hadoop's S3 connector matching the Hadoop jars PySpark ships (with it: the AWS SDK)."""
+    shipped = sorted((spark_home() / "jars").glob("hadoop-client-api-*.jar"))
+    if not shipped:
+        raise DeltaUnavailableError(f"no hadoop-client-api jar in {spark_home() / 'jars'}")
+    version = shipped[-1].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    return f"org.apache.hadoop:hadoop-aws:{version}"
+
+
 def delta_jars(config: LakeConfig | None = None) -> list[str]:
-    """Local files of the Delta package's jars that PySpark does not ship already.
+    """Local files of the Delta package's jars that PySpark does not ship already."""
+    return package_jars(delta_package(), config)
+
+
+def s3_jars(config: LakeConfig | None = None) -> list[str]:
+    """Local files of Hadoop's S3 connector and the AWS SDK bundle (~700 MB, downloaded once)."""
+    return package_jars(hadoop_aws_package(), config)
+
+
+def package_jars(package: str, config: LakeConfig | None = None) -> list[str]:
+    """Local files of a Maven package's jars that PySpark does not ship already.
 
     Spark's own resolver (Ivy, ``spark.jars.repositories`` and friends from the config) resolves
     the package once; the list is remembered in the cache folder, so a job's JVM starts with plain
     ``spark.jars`` instead of resolving the dependency tree again (a few seconds each time). It is
     resolved again when a listed file is gone.
     """
-    record = cache_dir() / f"jars-{delta_package().replace(':', '_')}.txt"
+    record = cache_dir() / f"jars-{package.replace(':', '_')}.txt"
     if record.is_file():
         jars = record.read_text().split()
         if jars and all(Path(j).is_file() for j in jars):
             return jars
-    log.info("resolving %s", delta_package())
-    jars = _resolve_package(delta_package(), config.spark_conf if config else {})
+    log.info("resolving %s", package)
+    jars = _resolve_package(package, config.spark_conf if config else {})
     record.parent.mkdir(parents=True, exist_ok=True)
     partial = record.with_name(f"{record.name}.{os.getpid()}.tmp")
     partial.write_text("\n".join(jars) + "\n")
@@ -123,6 +143,8 @@ def base_spark_conf(config: LakeConfig) -> dict[str, str]:
         # Spark 4.2.0 leaves :named and ? markers unbound in its default substitution mode; the
         # constants-only mode binds them (statements bind the account id and dates as parameters)
         "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
+        # Delta's log on S3 with conditional PUTs (several writers at once); s3:// read as s3a://
+        **objectstore.SPARK_CONF,
     }
     user_jars = config.spark_conf.get("spark.jars")
     conf.update(config.spark_conf)
@@ -140,6 +162,8 @@ def build_session(config: LakeConfig, app_name: str) -> SparkSession:
     """Start (or join) the SparkSession for a job, with Delta available."""
     from pyspark.sql import SparkSession
 
+    if objectstore.is_s3(config.warehouse):
+        objectstore.check_prefix(config.warehouse)     # one clear line, before a JVM starts
     builder = SparkSession.builder.appName(app_name)
     conf = base_spark_conf(config)
     for key, value in cluster_conf(_master(config)).items():
@@ -154,11 +178,19 @@ def build_session(config: LakeConfig, app_name: str) -> SparkSession:
     else:
         builder = builder.master(config.master or "local[*]")
         conf["spark.jars"] = ",".join([*delta_jars(config), conf["spark.jars"]])
+        if config.object_store:
+            # On the class path of the driver and of executors on this machine, not shipped as spark.jars:
+            # the AWS SDK bundle is ~700 MB, copied to every executor otherwise. Cluster nodes elsewhere
+            # need the same files at the same paths (docs/operations.md, "Object storage").
+            for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+                conf[key] = os.pathsep.join([p for p in [conf.get(key), *s3_jars(config)] if p])
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(conf.get("spark.log.level", "WARN"))
     _check_delta(spark)
+    if config.object_store:
+        objectstore.configure(spark)
     log.debug("Spark %s session %s on %s", spark.version, app_name, spark.sparkContext.master)
     return spark
 

@@ -5,27 +5,41 @@ own resolver (into ``~/.ivy2*``; falling back to ``mvn dependency:get``, whose l
 repository Spark's resolver also reads), builds the extensions jar, and writes
 ``spark-defaults.conf`` into the installed PySpark's ``conf/`` folder with both on
 ``spark.jars``, so that ``spark-submit jobs/backfill.py ...`` finds Delta without extra
-flags and without resolving anything at start-up.
+flags and without resolving anything at start-up. With ``--s3`` (``make s3``, run by ``make test``)
+it also resolves Hadoop's S3 connector with the AWS SDK bundle (~700 MB, once) and puts them on
+the class path of spark-submit's drivers and executors.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from ledgerlake.extensions import READ_ONLY_EXTENSION, spark_home
-from ledgerlake.session import DELTA_EXTENSION, delta_jars, delta_package, extensions_classpath
+from ledgerlake.session import (
+    DELTA_EXTENSION,
+    delta_jars,
+    delta_package,
+    extensions_classpath,
+    hadoop_aws_package,
+    s3_jars,
+)
 
 MARK = "# written by ledgerlake.setup_env"
 
 
-def write_spark_defaults() -> Path:
-    """Delta settings for every spark-submit of this virtualenv."""
+def write_spark_defaults(object_store: list[str]) -> Path:
+    """Delta settings for every spark-submit of this virtualenv (and the S3 connector's jars, if given)."""
     conf_dir = spark_home() / "conf"
     conf_dir.mkdir(exist_ok=True)
     target = conf_dir / "spark-defaults.conf"
+    classpath = os.pathsep.join(object_store)
+    s3_lines = (f"spark.driver.extraClassPath {classpath}\nspark.executor.extraClassPath {classpath}\n"
+                if object_store else "")
     target.write_text(
         f"{MARK}\n"
         f"spark.jars {','.join([*delta_jars(), str(extensions_classpath())])}\n"
@@ -34,6 +48,7 @@ def write_spark_defaults() -> Path:
         "spark.sql.session.timeZone UTC\n"
         "spark.sql.legacy.javaCharsets true\n"
         "spark.log.structuredLogging.enabled false\n"
+        f"{s3_lines}"
     )
     return target
 
@@ -57,13 +72,21 @@ def maven_fallback() -> bool:
     return result.returncode == 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ledgerlake.setup_env",
+                                     description="Resolve the jars spark-submit needs; write spark-defaults.conf.")
+    parser.add_argument("--s3", action="store_true",
+                        help=f"also resolve {hadoop_aws_package()} and the AWS SDK bundle (~700 MB, once)")
+    args = parser.parse_args(argv)
     if not (jars_ready() or (maven_fallback() and jars_ready())):
         print(f"ledgerlake: could not resolve {delta_package()}; check network access to Maven Central",
               file=sys.stderr)
         return 1
     print(f"ledgerlake: Delta jars ready ({delta_package()})")
-    print(f"ledgerlake: wrote {write_spark_defaults()}")
+    object_store = s3_jars() if args.s3 else []
+    if object_store:
+        print(f"ledgerlake: S3 connector jars ready ({hadoop_aws_package()})")
+    print(f"ledgerlake: wrote {write_spark_defaults(object_store)}")
     return 0
 
 

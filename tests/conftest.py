@@ -25,6 +25,14 @@ LONGEST_FIRST = ("test_airflow_daily", "test_stream_kill", "test_airflow_backfil
 # and CPU is what a test run on two cores waits for. The test processes' own sessions keep the defaults.
 CHILD_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {CHILD_JVM_OPTIONS}".strip()
+# Object storage in tests is a moto server on loopback (tests/test_object_store.py), never AWS: fixed test
+# credentials, set before the test session's JVM starts (the s3a connector reads them from its environment),
+# and an endpoint nothing listens on until a test points it at its server.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+    os.environ.pop(_name, None)
+os.environ.update({"AWS_ACCESS_KEY_ID": "ledgerlake-test", "AWS_SECRET_ACCESS_KEY": "ledgerlake-test-secret",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                   "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
 # Python code some tests run inside Spark's tasks needs the project's interpreter, not the first python3 on PATH.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
@@ -46,6 +54,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     config = LakeConfig(
         warehouse=str(catalog_dir),
         master="local[2]",
+        object_store=True,
         spark_conf={
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from ledgerlake.lake import Lake
@@ -46,3 +47,10 @@ def write_lines(path: Path, lines: list[str], encoding: str = "latin-1", newline
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((newline.join(lines) + newline).encode(encoding))
     return path
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (yet) on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -4,7 +4,6 @@ spark-submit runs the backfill and the stream there, executors in JVMs of their 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ledgerlake.lake import open_lake
-from tests.helpers import backfill, table_snapshot
+from tests.helpers import backfill, free_port, table_snapshot
 from tests.legacy_files import core_detail, core_file
 from tests.test_stream import matches_expected_events
 
@@ -23,12 +22,6 @@ BIN = Path(sys.executable).parent
 VOLATILE = ("load_id", "ingested_at", "processed_at", "quarantined_at")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A master and a worker (2 cores, 2 GiB) on free loopback ports; the master's URL and the jobs' environment."""
@@ -37,8 +30,8 @@ def cluster(tmp_path_factory):
            "PYSPARK_DRIVER_PYTHON": sys.executable, "LEDGERLAKE_DRIVER_MEMORY": "1g",
            "LEDGERLAKE_TODAY": "2026-11-26"}
     command = [str(BIN / "ledgerlake"), "cluster"]
-    started = subprocess.run([*command, "start", "--port", str(_free_port()), "--webui-port", str(_free_port()),
-                              "--worker-webui-port", str(_free_port()), "--cores", "2", "--memory", "2g"],
+    started = subprocess.run([*command, "start", "--port", str(free_port()), "--webui-port", str(free_port()),
+                              "--worker-webui-port", str(free_port()), "--cores", "2", "--memory", "2g"],
                              capture_output=True, text=True, env=env, timeout=300)
     assert started.returncode == 0, started.stderr + (folder / "master.log").read_text()
     url = started.stdout.split("master ")[1].split(",")[0]

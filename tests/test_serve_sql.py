@@ -18,17 +18,12 @@ import pytest
 
 from ledgerlake.extensions import spark_home
 from ledgerlake.query.statement import SERVING, SILVER
+from tests.helpers import free_port
 from tests.lake_rows import txn, write_rows
 
 BIN = Path(sys.executable).parent
 RESULT = re.compile(r"^(?:null)*(-?\d+),(-?\d+\.\d+)\s*$")   # count,sum lines of beeline's csv2 output
 COUNT_SUM = "SELECT count(*), sum(amount) FROM serving.transactions_recent;"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

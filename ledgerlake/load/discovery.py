@@ -1,4 +1,4 @@
-"""Find a feed's files under a path, fingerprint them and pick those in the business-date range."""
+"""Find a feed's files under a path or an S3 prefix, fingerprint them and pick those in the business-date range."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from ledgerlake import objectstore
 from transforms.legacy.spec import SourceSpec
 
 
@@ -73,17 +74,54 @@ class BatchFile:
         return (self.business_date or date.max, self.order, self.name)
 
 
-def _sha256_and_head(path: Path, head_bytes: int) -> tuple[str, bytes, int]:
-    digest = hashlib.sha256()
-    head = b""
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(4 << 20):
-            if not head:
-                head = chunk[:head_bytes]
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), head, size
+class Candidate:
+    """A file of the feed, on local disk or in object storage, not yet read."""
+
+    def __init__(self, path: str, name: str, local: Path | None = None, obj: objectstore.S3Object | None = None):
+        self.path = path        # what Spark reads: an absolute local path or an s3a:// URI
+        self.name = name
+        self._local = local
+        self._obj = obj
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes: enough for the business date (a ranged GET on S3)."""
+        if self._obj is not None:
+            return objectstore.read_head(self._obj, size)
+        assert self._local is not None
+        with self._local.open("rb") as fh:
+            return fh.read(size)
+
+    def fingerprint(self, head_size: int) -> tuple[str, bytes, int]:
+        """SHA-256, first ``head_size`` bytes and size, streamed: never the whole file in memory."""
+        if self._obj is not None:
+            return objectstore.fingerprint(self._obj, head_size)
+        assert self._local is not None
+        digest = hashlib.sha256()
+        head = b""
+        size = 0
+        with self._local.open("rb") as fh:
+            while chunk := fh.read(4 << 20):
+                if not head:
+                    head = chunk[:head_size]
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), head, size
+
+
+def candidates(spec: SourceSpec, input_path: str) -> list[Candidate]:
+    """The feed's files under a directory (recursively), a single file, or an S3 prefix, in path order."""
+    if objectstore.is_s3(input_path):
+        return [Candidate(obj.uri, obj.name, obj=obj) for obj in objectstore.list_objects(input_path)
+                if spec.file_pattern.match(obj.name)]
+    root = Path(input_path).expanduser()
+    if not root.exists():
+        raise InputError(f"input path does not exist: {input_path}")
+    if root.is_file():
+        paths = [root] if spec.file_pattern.match(root.name) else []
+    else:
+        paths = sorted(Path(dirpath) / name for dirpath, _, names in os.walk(root) for name in names
+                       if spec.file_pattern.match(name))
+    return [Candidate(str(p.resolve()), p.name, local=p) for p in paths]
 
 
 @dataclass
@@ -103,42 +141,29 @@ def discover(spec: SourceSpec, input_path: str, months: MonthRange, day: date | 
     range is read once to fingerprint it (SHA-256), so an unreadable file is reported
     here, before any table is touched; files outside the range are only probed for their date.
     """
-    root = Path(input_path).expanduser()
-    if not root.exists():
-        raise InputError(f"input path does not exist: {input_path}")
-    if root.is_file():
-        candidates = [root] if spec.file_pattern.match(root.name) else []
-    else:
-        candidates = sorted(
-            Path(dirpath) / name
-            for dirpath, _, names in os.walk(root)
-            for name in names
-            if spec.file_pattern.match(name)
-        )
-    if not candidates:
+    listed = candidates(spec, input_path)
+    if not listed:
         raise InputError(f"no {spec.name} files ({spec.describe_files}) under {input_path}")
 
     found: list[BatchFile] = []
     out_of_range = 0
     undated: list[str] = []
     head_bytes = max(spec.probe_bytes, 64)
-    for path in candidates:
+    for file in listed:
         try:
             if months.bounded or day is not None:
-                with path.open("rb") as fh:
-                    file_day = spec.business_date(path.name, fh.read(head_bytes))
+                file_day = spec.business_date(file.name, file.head(head_bytes))
                 if file_day is None:
-                    undated.append(path.name)
+                    undated.append(file.name)
                     continue
                 if not months.contains(file_day) or (day is not None and file_day != day):
                     out_of_range += 1
                     continue
-            sha, head, size = _sha256_and_head(path, head_bytes)
+            sha, head, size = file.fingerprint(head_bytes)
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        file_day = spec.business_date(path.name, head)
-        found.append(BatchFile(str(path.resolve()), path.name, size, sha, file_day,
-                               spec.order_key(path.name, head)))
+            raise InputError(f"cannot read {file.path}: {exc.strerror or exc}") from exc
+        file_day = spec.business_date(file.name, head)
+        found.append(BatchFile(file.path, file.name, size, sha, file_day, spec.order_key(file.name, head)))
 
     found.sort(key=lambda f: f.sort_key)
     unique: list[BatchFile] = []

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledgerlake import objectstore
 from ledgerlake.config import LakeConfig
 from ledgerlake.lake import Lake, hadoop_fs
 
@@ -70,7 +71,11 @@ class RunSummary:
 
 
 def local_landing_path(path: str) -> str | None:
-    """The absolute landing directory for a local path (error if missing); None for a URI."""
+    """The absolute landing directory for a local path (error if missing), the s3a:// URI of a readable
+    S3 prefix; None for another URI (checked once Spark runs: ``remote_landing_path``)."""
+    if objectstore.is_s3(path):
+        objectstore.check_prefix(path)
+        return objectstore.to_s3a(path).rstrip("/")
     if "://" in path and not path.startswith("file://"):
         return None
     local = Path(path.removeprefix("file://")).expanduser()

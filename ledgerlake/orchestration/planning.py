@@ -9,7 +9,6 @@ tasks call at run time.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -69,25 +68,32 @@ class ParamsError(ValueError):
 
 
 def probe_business_dates(source: str, input_path: str) -> list[tuple[str, date | None]]:
-    """(path, business date) of every file of a feed under a path, reading only each file's first bytes."""
+    """(path, business date) of every file of a feed under a path or S3 prefix, reading only each file's first bytes."""
+    from ledgerlake.load.discovery import candidates
     from transforms.legacy import get_source
 
     spec = get_source(source)
-    root = Path(input_path).expanduser()
-    if root.is_file():
-        candidates = [root] if spec.file_pattern.match(root.name) else []
-    else:
-        candidates = sorted(Path(d) / n for d, _, names in os.walk(root) for n in names
-                            if spec.file_pattern.match(n))
     found = []
-    for path in candidates:
+    for file in candidates(spec, input_path):
         try:
-            with path.open("rb") as fh:
-                head = fh.read(max(spec.probe_bytes, 64))
+            head = file.head(max(spec.probe_bytes, 64))
         except OSError as exc:
-            raise ParamsError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        found.append((str(path), spec.business_date(path.name, head)))
+            raise ParamsError(f"cannot read {file.path}: {exc.strerror or exc}") from exc
+        found.append((file.path, spec.business_date(file.name, head)))
     return found
+
+
+def _check_input(input_path: str, what: str) -> None:
+    """A landing directory or S3 prefix that can be read, or a ParamsError."""
+    from ledgerlake import objectstore
+
+    if objectstore.is_s3(input_path):
+        try:
+            objectstore.check_prefix(input_path)
+        except objectstore.ObjectStoreError as exc:
+            raise ParamsError(str(exc)) from None
+    elif not Path(input_path).expanduser().exists():
+        raise ParamsError(f"{what} does not exist: {input_path}")
 
 
 def plan_backfill(source: str | None, input_path: str | None, month_from: str | None,
@@ -103,8 +109,7 @@ def plan_backfill(source: str | None, input_path: str | None, month_from: str | 
         raise ParamsError(str(exc).replace("--from", "'from'").replace("--to", "'to'")) from None
     if not input_path:
         raise ParamsError("param 'input' is required: the directory holding the feed's files")
-    if not Path(input_path).expanduser().exists():
-        raise ParamsError(f"input path does not exist: {input_path}")
+    _check_input(input_path, "input path")
     if source not in BATCH_SOURCES:   # declared in transforms.legacy but given no load task
         raise ParamsError(f"source {source!r} has no load task; add it to BATCH_SOURCES in {__name__}")
 
@@ -132,6 +137,5 @@ def parse_business_date(value: str) -> date:
 
 def files_for_day(source: str, input_path: str, day: date) -> list[str]:
     """The feed's files under input_path whose business date is day."""
-    if not Path(input_path).expanduser().exists():
-        raise ParamsError(f"landing path of {source} does not exist: {input_path}")
+    _check_input(input_path, f"landing path of {source}")
     return [path for path, file_day in probe_business_dates(source, input_path) if file_day == day]
