@@ -1,6 +1,6 @@
 """Backfill benchmark: the full validated backfill against a plain Spark copy of the same files.
 
-    .venv/bin/python bench/backfill.py [--days 730] [--records-per-day 2000]
+    .venv/bin/python bench/backfill.py [--days 730] [--records-per-day 2000] [--s3]
 
 Generates ~1.5M core_banking records over two years (once; reused while the
 parameters match), then runs, each in its own process on an empty target:
@@ -9,6 +9,10 @@ parameters match), then runs, each in its own process on an empty target:
   silver, Delta commits to silver/quarantine/ledger;
 * plain    -- spark.read.text of the same files, keep detail records, derive the
   posting month, write month-partitioned Parquet. No validation at all.
+
+With ``--s3`` both run a second time with the files and the target on S3 (a moto server on
+loopback, or the endpoint of the standard AWS settings with ``--s3-endpoint-from-env``), and
+the figures are printed beside the local ones.
 
 Prints records/s of both (timed inside the process, Spark start-up excluded), the
 ratio, the peak resident memory and the CPU seconds of each process tree (Python + JVM),
@@ -24,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +52,7 @@ from ledgerlake.load.discovery import discover, month_range
 from ledgerlake.load.backfill import run_backfill
 from transforms.legacy import get_source
 data, lake_root = sys.argv[1], sys.argv[2]
-spark = build_session(LakeConfig(warehouse=lake_root), "bench-backfill")
+spark = build_session(LakeConfig(warehouse=lake_root, object_store="://" in lake_root), "bench-backfill")
 lake = open_lake(spark, lake_root, create=True)
 spec = get_source("core_banking"); months = month_range(None, None)
 t0 = time.monotonic()
@@ -69,7 +74,7 @@ from pyspark.sql import functions as F
 from ledgerlake.config import LakeConfig
 from ledgerlake.session import build_session
 data, out = sys.argv[1], sys.argv[2]
-spark = build_session(LakeConfig(warehouse=out), "bench-plain")
+spark = build_session(LakeConfig(warehouse=out, object_store="://" in out), "bench-plain")
 t0 = time.monotonic()
 lines = spark.read.text(data + "/*.dat")
 details = lines.where(F.substring("value", 1, 1) == "D").withColumn(
@@ -114,12 +119,50 @@ def run_child(code: str, *args: str) -> tuple[dict, float, float]:
     return json.loads(out.strip().splitlines()[-1]), peak / 2**20, sum(cpu.values())
 
 
+def compare(data: str, work: str) -> tuple:
+    """The backfill and the plain job, each in its own process, on the files under ``data``."""
+    backfill, backfill_mem, backfill_cpu = run_child(CHILD_BACKFILL, data, f"{work}/lake")
+    plain, plain_mem, plain_cpu = run_child(CHILD_PLAIN, data, f"{work}/plain")
+    return backfill, backfill_mem, backfill_cpu, plain, plain_mem, plain_cpu
+
+
+@contextlib.contextmanager
+def s3_copy(data: Path, work: Path, from_env: bool) -> Iterator[tuple[str, str]]:
+    """The generated files uploaded to an S3 bucket; (landing prefix, target prefix) there."""
+    import os
+
+    from ledgerlake import objectstore
+    from tests.s3_server import start_moto
+
+    server = None
+    if not from_env:
+        server = start_moto(work)
+        os.environ.update({"AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+                           "AWS_REGION": "us-east-1"})
+    bucket = f"ledgerlake-bench-{os.getpid()}"
+    client = objectstore.client()
+    client.create_bucket(Bucket=bucket)
+    t0 = time.monotonic()
+    for path in sorted(data.glob("*.dat")):
+        client.upload_file(str(path), bucket, f"landing/{path.name}")
+    print(f"uploaded {data} to s3://{bucket}/landing ({time.monotonic() - t0:.1f}s)")
+    try:
+        yield f"s3://{bucket}/landing", f"s3a://{bucket}/target"
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--records-per-day", type=int, default=2000)
     parser.add_argument("--accounts", type=int, default=20000)
     parser.add_argument("--workdir", default=str(REPO / ".bench"))
+    parser.add_argument("--s3", action="store_true", help="also run both with files and target on S3")
+    parser.add_argument("--s3-endpoint-from-env", action="store_true",
+                        help="with --s3: the S3 of the standard AWS settings, not a moto server on loopback")
     args = parser.parse_args(argv)
 
     from ledgerlake.samples.legacy import generate
@@ -138,23 +181,30 @@ def main(argv: list[str] | None = None) -> int:
 
     for target in ("lake", "plain"):
         shutil.rmtree(work / target, ignore_errors=True)
-    backfill, backfill_mem, backfill_cpu = run_child(CHILD_BACKFILL, str(data), str(work / "lake"))
-    plain, plain_mem, plain_cpu = run_child(CHILD_PLAIN, str(data), str(work / "plain"))
+    runs = {"local": compare(str(data), str(work))}
+    if args.s3:
+        with s3_copy(data, work, args.s3_endpoint_from_env) as (s3_data, s3_work):
+            runs["S3"] = compare(s3_data, s3_work)
 
-    b_rate = backfill["records"] / backfill["seconds"]
-    p_rate = plain["records"] / plain["seconds"]
-    print(f"input: {backfill['files']} files, {backfill['records']:,} detail records, {size_mb:,.0f} MiB")
-    print(f"backfill (validated, Delta): {backfill['seconds']:8.1f} s  {b_rate:12,.0f} rec/s  "
-          f"peak RSS {backfill_mem:,.0f} MiB  CPU {backfill_cpu:,.0f} s  silver rows {backfill['silver_rows']:,}")
-    print(f"plain    (text -> Parquet):  {plain['seconds']:8.1f} s  {p_rate:12,.0f} rec/s  "
-          f"peak RSS {plain_mem:,.0f} MiB  CPU {plain_cpu:,.0f} s")
-    print(f"ratio backfill/plain: {b_rate / p_rate:.2f}x")
-    phases = backfill.get("phases", {})
-    if phases:
-        print("backfill phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
-        gate = sum(v for k, v in phases.items() if k.startswith(GATE_PHASES))
-        print(f"data-quality gate: {gate:.1f} s = {100 * gate / backfill['seconds']:.1f}% of the backfill "
-              f"({backfill['dq_critical']} critical failure(s), {backfill['dq_warnings']} failed warning(s))")
+    for where, (backfill, backfill_mem, backfill_cpu, plain, plain_mem, plain_cpu) in runs.items():
+        b_rate = backfill["records"] / backfill["seconds"]
+        p_rate = plain["records"] / plain["seconds"]
+        print(f"[{where}] input: {backfill['files']} files, {backfill['records']:,} detail records, {size_mb:,.0f} MiB")
+        print(f"[{where}] backfill (validated, Delta): {backfill['seconds']:8.1f} s  {b_rate:12,.0f} rec/s  "
+              f"peak RSS {backfill_mem:,.0f} MiB  CPU {backfill_cpu:,.0f} s  silver rows {backfill['silver_rows']:,}")
+        print(f"[{where}] plain    (text -> Parquet):  {plain['seconds']:8.1f} s  {p_rate:12,.0f} rec/s  "
+              f"peak RSS {plain_mem:,.0f} MiB  CPU {plain_cpu:,.0f} s")
+        print(f"[{where}] ratio backfill/plain: {b_rate / p_rate:.2f}x")
+        phases = backfill.get("phases", {})
+        if phases:
+            print(f"[{where}] backfill phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
+            gate = sum(v for k, v in phases.items() if k.startswith(GATE_PHASES))
+            print(f"[{where}] data-quality gate: {gate:.1f} s = {100 * gate / backfill['seconds']:.1f}% of the "
+                  f"backfill ({backfill['dq_critical']} critical failure(s), {backfill['dq_warnings']} failed "
+                  "warning(s))")
+    if "S3" in runs:
+        local, remote = runs["local"][0], runs["S3"][0]
+        print(f"S3/local backfill time: {remote['seconds'] / local['seconds']:.2f}x")
     return 0
 
 

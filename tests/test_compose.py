@@ -72,7 +72,7 @@ def test_the_stack_has_airflow_3_on_postgres_spark_and_minio(config):
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/ledgerlake/dags"
-        assert env["LEDGERLAKE_WAREHOUSE"] == "/lake"
+        assert env["LEDGERLAKE_WAREHOUSE"] == "s3://ledgerlake/lake"
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert services["airflow-scheduler"]["command"] == ["scheduler"]
     assert services["airflow-api-server"]["ports"][0]["published"] == "8080"
@@ -81,7 +81,8 @@ def test_the_stack_has_airflow_3_on_postgres_spark_and_minio(config):
 def test_real_pinned_image_tags(config):
     images = {name: svc["image"] for name, svc in config["services"].items()}
     assert images["postgres"] == "postgres:16"
-    assert images["spark-master"] == images["spark-worker"] == "apache/spark:4.2.0-python3"
+    # master and worker run the project's own Spark, as the drivers do
+    assert images["spark-master"] == images["spark-worker"] == images["airflow-scheduler"] == "ledgerlake-airflow:3.3.2"
     assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", images["minio"])
     assert re.fullmatch(r"minio/mc:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", images["minio-init"])
     dockerfile = (REPO / "docker" / "airflow.Dockerfile").read_text()
@@ -92,22 +93,29 @@ def test_real_pinned_image_tags(config):
     assert config["services"]["airflow-scheduler"]["build"]["dockerfile"] == "docker/airflow.Dockerfile"
 
 
-def test_spark_driver_and_executors_share_the_lake_and_the_repository(config):
+def test_driver_and_executors_reach_the_lake_and_landing_on_minio_with_the_same_settings(config):
     services = config["services"]
-
-    def mounts(name: str) -> dict[str, str]:
-        return {v["target"]: v["source"] for v in services[name]["volumes"]}
-
+    s3_settings = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION")
+    scheduler, worker = services["airflow-scheduler"], services["spark-worker"]
+    assert {k: scheduler["environment"][k] for k in s3_settings} == {k: worker["environment"][k] for k in s3_settings}
+    assert worker["environment"]["AWS_ENDPOINT_URL"] == "http://minio:9000"
     for name in ("airflow-scheduler", "spark-worker"):
-        assert mounts(name)["/lake"] == "lake"                     # the named volume
-        assert mounts(name)["/opt/ledgerlake"] == config["project_dir"]   # the repository
-    assert services["spark-worker"]["user"] == services["airflow-scheduler"]["user"]
-    assert services["spark-worker"]["command"][-1] == "spark://spark-master:7077"
-    assert services["airflow-scheduler"]["environment"]["SPARK_LOCAL_HOSTNAME"] == "airflow-scheduler"
-    assert services["airflow-scheduler"]["hostname"] == "airflow-scheduler"
+        mounts = {v["target"]: v["source"] for v in services[name]["volumes"]}
+        assert mounts["/opt/ledgerlake"] == config["project_dir"]   # the repository
+        assert "/lake" not in mounts                                 # no shared disk: the lake is on S3
+    assert worker["command"][-1] == "spark://spark-master:7077"
+    assert worker["entrypoint"] == services["spark-master"]["entrypoint"] == ["/opt/ledgerlake/docker/spark-class"]
+    assert scheduler["environment"]["SPARK_LOCAL_HOSTNAME"] == "airflow-scheduler"
+    assert scheduler["hostname"] == "airflow-scheduler"
     init = " ".join(services["airflow-init"]["command"])
     assert "ledgerlake.orchestration.airflow_setup" in init and "--spark-master spark://spark-master:7077" in init
-    assert {"lake", "postgres", "minio"} <= set(config["volumes"])
+    for feed in ("core_banking", "cards", "events"):
+        assert f"--landing {feed}=s3://ledgerlake/landing/{feed}" in init
+    assert "mc mb --ignore-existing lake/ledgerlake" in " ".join(services["minio-init"]["command"])
+    assert scheduler["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert (REPO / "docker" / "spark-class").stat().st_mode & 0o111
+    assert "setup_env --s3" in (REPO / "docker" / "airflow.Dockerfile").read_text()   # S3 jars in the image
+    assert {"postgres", "minio"} <= set(config["volumes"])
 
 
 def test_no_secret_has_a_default_and_the_stack_refuses_to_start_without_them(tmp_path):

@@ -12,7 +12,6 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,9 @@ import pytest
 from ledgerlake import objectstore
 from ledgerlake.lake import Lake, open_lake
 from tests.helpers import free_port, table_snapshot
+from tests.s3_server import start_moto
 from tests.test_samples import holds_expected
 from tests.test_stream import matches_expected_events
-
-pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -31,42 +29,8 @@ VOLATILE = ("load_id", "ingested_at", "processed_at", "quarantined_at")
 TABLES = ("silver.transactions", "ops.quarantine", "ops.load_ledger", "ops.dq_results")
 
 
-@dataclass
-class MotoServer:
-    endpoint: str
-    log: Path
-    process: subprocess.Popen
-
-    def refused_puts(self) -> int:
-        """Conditional PUTs the server answered 412 Precondition Failed (a commit another writer won)."""
-        return sum(1 for line in self.log.read_text().splitlines() if "PUT " in line and '" 412 ' in line)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-def start_moto(folder: Path, **env: str) -> MotoServer:
-    port = free_port()
-    log = folder / f"moto-{port}.log"
-    process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **env})
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    import urllib.request
-
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)  # noqa: S310 - loopback test server
-            return MotoServer(endpoint, log, process)
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
-def s3(spark, tmp_path_factory) -> Iterator[MotoServer]:
+def s3(spark, tmp_path_factory) -> Iterator:
     """A moto S3 server with buckets ``landing`` (the contract samples under ``samples/``) and ``lake``;
     the test process's AWS configuration points at it."""
     server = start_moto(tmp_path_factory.mktemp("moto"))
@@ -117,6 +81,7 @@ def loaded(spark, empty_lake, landed, samples) -> dict:
     return load
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["core_banking", "cards"])
 def test_samples_on_s3_load_into_a_lake_on_s3_as_expected_and_a_rerun_changes_nothing(
         source, loaded, landed, samples, ledgerlake_cli):
@@ -130,6 +95,13 @@ def test_samples_on_s3_load_into_a_lake_on_s3_as_expected_and_a_rerun_changes_no
     if source != "core_banking":
         return                                         # a rerun from S3 once is enough (test_samples: both)
     before = {t: table_snapshot(lake, t, VOLATILE) for t in TABLES}
+    # the credentials are nowhere in the lake: not in a table, a report or a Spark setting
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    client = objectstore.client()
+    reports = [client.get_object(Bucket="lake", Key=o["Key"])["Body"].read().decode("utf-8", "replace")
+               for o in client.list_objects_v2(Bucket="lake", Prefix=f"{source}/reports/")["Contents"]]
+    assert reports and secret not in json.dumps(before) + "".join(reports)
+    assert secret not in json.dumps(dict(lake.spark.conf.getAll)) + lake.spark.sparkContext.getConf().toDebugString()
     versions = {t: lake.delta(t).history(1).first()["version"] for t in TABLES}
     again = ledgerlake_cli("backfill", "--source", source, "--input", f"{landed}/{source}",
                            "--warehouse", f"s3://lake/{source}")
@@ -138,6 +110,7 @@ def test_samples_on_s3_load_into_a_lake_on_s3_as_expected_and_a_rerun_changes_no
     assert {t: lake.delta(t).history(1).first()["version"] for t in TABLES} == versions
 
 
+@pytest.mark.slow
 def test_statement_and_sql_read_the_lake_on_s3(loaded, samples, ledgerlake_cli):
     lake, _ = loaded("core_banking")
     expected = json.loads((samples / "expected_core_banking.json").read_text())
@@ -155,6 +128,7 @@ def test_statement_and_sql_read_the_lake_on_s3(loaded, samples, ledgerlake_cli):
     assert count.stdout.splitlines() == ["n", str(expected["silver_count"])]
 
 
+@pytest.mark.slow
 def test_events_stream_from_an_s3_landing_prefix_into_the_lake_on_s3(spark, empty_lake, landed, samples,
                                                                       ledgerlake_cli):
     lake = s3_lake(spark, empty_lake, "events")
@@ -196,6 +170,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_appending_to_one_table_on_s3_at_once_lose_no_commit(spark, s3, tmp_path):
     table, commits = "s3a://lake/race/t", 8
     spark.createDataFrame([("seed", 0)], "writer STRING, n INT").write.format("delta").save(table)
@@ -287,3 +262,16 @@ def test_refused_credentials_and_a_denied_prefix_are_one_line_naming_the_uri_nev
         assert objectstore.client().list_objects_v2(Bucket="landing").get("KeyCount", 0) == 0   # nothing written
     finally:
         server.stop()
+
+
+def test_an_object_replaced_after_listing_is_not_read_as_the_listed_file(s3):
+    from ledgerlake.load.discovery import candidates
+    from transforms.legacy import get_source
+
+    client = objectstore.client()
+    client.put_object(Bucket="landing", Key="replaced/CARDS_20240301.csv", Body=b"listed version\n")
+    (listed,) = candidates(get_source("cards"), "s3://landing/replaced/")
+    client.put_object(Bucket="landing", Key="replaced/CARDS_20240301.csv", Body=b"another version\n")
+    for read in (lambda: listed.head(8), lambda: listed.fingerprint(8)):
+        with pytest.raises(objectstore.ObjectStoreError, match="CARDS_20240301.csv changed while it was being read"):
+            read()
