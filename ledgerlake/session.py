@@ -51,7 +51,7 @@ def hadoop_aws_package() -> str:
     """Maven coordinate of Hadoop's S3 connector matching the Hadoop jars PySpark ships (with it: the AWS SDK)."""
     shipped = sorted((spark_home() / "jars").glob("hadoop-client-api-*.jar"))
     if not shipped:
-        raise DeltaUnavailableError(f"no hadoop-client-api jar in {spark_home() / 'jars'}")
+        raise RuntimeError(f"no hadoop-client-api jar in {spark_home() / 'jars'}: is PySpark installed whole?")
     version = shipped[-1].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
     return f"org.apache.hadoop:hadoop-aws:{version}"
 
