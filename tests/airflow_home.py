@@ -51,7 +51,10 @@ class Airflow:
 def install_airflow(root: Path) -> Airflow:
     """Set Airflow up under ``root`` twice (the second run must change nothing); daily landing paths under root."""
     config = root / "ledgerlake.toml"
-    config.write_text('[spark]\nconf = { "spark.sql.shuffle.partitions" = "2", "spark.default.parallelism" = "2" }\n')
+    # The jobs of the DAG runs read a few rows: few partitions, and expressions interpreted rather than
+    # compiled to Java for each new query (as in the test sessions; other tests run the jobs as configured).
+    config.write_text('[spark.conf]\n"spark.sql.shuffle.partitions" = "2"\n"spark.default.parallelism" = "2"\n'
+                      '"spark.sql.codegen.wholeStage" = "false"\n"spark.sql.codegen.factoryMode" = "NO_CODEGEN"\n')
     env = airflow_env(root / "home", base={**os.environ, "LEDGERLAKE_CONFIG": str(config),
                                            "LEDGERLAKE_WAREHOUSE": str(root / "unused-lake")})
     setup = [sys.executable, "-m", "ledgerlake.orchestration.airflow_setup", "--spark-master", "local[2]", "--driver-memory", "1g",
