@@ -11,6 +11,8 @@ each batch audited by the data-quality suites before one Delta commit publishes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import sys
 from pathlib import Path
 
@@ -18,10 +20,14 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args, parse_iso_date
-from ledgerlake.console import configure_logging, exit_statuses, fail
+from ledgerlake.console import configure_logging, exit_statuses, fail, timed
 from ledgerlake.load.backfill import DEFAULT_BATCH_MB
 from ledgerlake.load.discovery import InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
+
+log = logging.getLogger("ledgerlake.backfill")
+
+SMALL_LOAD_MB = 64     # files of at most this many MB in all run with the settings of small commits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,10 +83,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from ledgerlake.lake import open_lake
     from ledgerlake.load.backfill import render_summary, run_backfill
-    from ledgerlake.session import build_session
+    from ledgerlake.session import QUICK_JVM_OPTIONS, build_session, small_commit_conf
 
-    spark = build_session(config, f"ledgerlake-backfill-{spec.name}")
-    lake = open_lake(spark, config.warehouse, create=True)
+    if sum(f.size for f in found.files) <= SMALL_LOAD_MB << 20:
+        # A daily load: its time goes into JVM warm-up, Delta's logs and Spark's planning, not into the
+        # records. The layout step after the load compacts the months it wrote, not auto compaction.
+        small = {**small_commit_conf(auto_compact=False), "spark.driver.extraJavaOptions": QUICK_JVM_OPTIONS}
+        config = dataclasses.replace(config, spark_conf={**small, **config.spark_conf})
+
+    with timed(log, "start Spark"):
+        spark = build_session(config, f"ledgerlake-backfill-{spec.name}")
+    with timed(log, "open the lake"):
+        lake = open_lake(spark, config.warehouse, create=True, register=False)
     result = run_backfill(lake, spec, found, months, batch_bytes=args.batch_mb << 20, config=config, gate=gate)
     print(render_summary(result))
     if result.blocked is not None:

@@ -91,12 +91,14 @@ class Lake:
         table_def = ALL_TABLES[table] if isinstance(table, str) else table
         return f"{self.root}/{table_def.relative_path}"
 
-    def ensure(self, names: list[str] | None = None) -> Lake:
-        """Create missing tables and register all of them by location in this session's catalog."""
+    def ensure(self, names: list[str] | None = None, register: bool = True) -> Lake:
+        """Create missing tables and (unless told not to) register all of them by location in this
+        session's catalog."""
         for name in names or list(ALL_TABLES):
             if not self._has_log(name):
                 with_conflict_retry(lambda n=name: self._create(ALL_TABLES[n]), f"create {name}")
-        self.register()
+        if register:
+            self.register()
         return self
 
     def _has_log(self, name: str) -> bool:
@@ -224,18 +226,20 @@ def _registered(spark: SparkSession) -> dict[str, str]:
     return spark._ledgerlake_registered  # type: ignore[attr-defined]
 
 
-def open_lake(spark: SparkSession, root: str, create: bool = False) -> Lake:
+def open_lake(spark: SparkSession, root: str, create: bool = False, register: bool = True) -> Lake:
     """The lake at root, its tables registered by name (and any table a newer version added, created).
 
     Only the loads pass ``create``: they make a new lake where none is, and say so on stderr.
     Every other command gets ``LakeNotFound`` (exit status 2) rather than an empty lake.
+    ``register=False`` leaves the session catalog alone: a job that addresses every table by
+    its path saves a log read per table.
     """
     lake = Lake(spark, root)
     if create and not lake.exists(SILVER_TRANSACTIONS.name):
         print(f"ledgerlake: no lake at {root}: creating a new one", file=sys.stderr, flush=True)
     else:
         lake.require()
-    return lake.ensure()
+    return lake.ensure(register=register)
 
 
 def hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ledgerlake.session import QUICK_JVM_OPTIONS
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEDGERLAKE_SHARED", REPO.parent / "shared"))
 SAMPLES = SHARED / "contracts" / "samples"
@@ -21,15 +23,10 @@ LONGEST_FIRST = ("test_airflow_daily", "test_stream_kill", "test_airflow_backfil
 
 
 # JVMs the tests start as processes (spark-submit, the CLI, the stream, Airflow's tasks) live a minute or two:
-# the C1 compiler alone and the serial collector spend a third less CPU on them than HotSpot's defaults,
-# and CPU is what a test run on two cores waits for. C1 alone reserves 48 MB for compiled code, which a
-# stream running a few micro-batches fills (the JVM then fails on a method handle it cannot compile): the
-# 240 MB of the defaults instead. Such a JVM loads some 15,000 classes from the jars of Spark, Delta and
-# Hadoop; verifying their bytecode costs it about 4 s, and is skipped as it is for the JDK's own classes.
-# The test processes' own sessions keep the defaults.
-CHILD_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseSerialGC "
-                     "-XX:+UnlockDiagnosticVMOptions -XX:-BytecodeVerificationRemote")
-os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {CHILD_JVM_OPTIONS}".strip()
+# they run with the options of a short job (ledgerlake.session.QUICK_JVM_OPTIONS), a third less CPU than
+# HotSpot's defaults, and CPU is what a test run on two cores waits for. The test processes' own sessions
+# keep the defaults.
+os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {QUICK_JVM_OPTIONS}".strip()
 # Object storage in tests is a moto server on loopback (tests/test_object_store.py), never AWS: fixed test
 # credentials, set before the test session's JVM starts (the s3a connector reads them from its environment),
 # and an endpoint nothing listens on until a test points it at its server.

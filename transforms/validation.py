@@ -50,12 +50,14 @@ def with_record_reason(rules: list[RecordRule]) -> Callable[[DataFrame], DataFra
     return lambda records: records.withColumn("reason", F.expr(case))
 
 
-def duplicate_suspects(existing: DataFrame | None) -> Callable[[DataFrame], DataFrame]:
+def duplicate_suspects(existing: DataFrame | None, few_keys: bool = False) -> Callable[[DataFrame], DataFrame]:
     """records -> the txn_ids that need the ordered duplicate rules (distinct ``txn_id``).
 
     A txn_id is a suspect when it occurs more than once among the records (valid or not:
     a superset is harmless) or is already in silver. In practice these are few, so the
     ordered window logic runs on a small subset and the wide records are never shuffled.
+    ``few_keys``: the records are few (a daily file): their keys are broadcast, so silver's
+    txn_ids are scanned, never shuffled.
     """
 
     def _suspects(records: DataFrame) -> DataFrame:
@@ -63,7 +65,8 @@ def duplicate_suspects(existing: DataFrame | None) -> Callable[[DataFrame], Data
         repeated = keys.groupBy("txn_id").count().where("count > 1").select("txn_id")
         if existing is None:
             return repeated
-        return repeated.unionByName(existing.select("txn_id").join(keys, "txn_id", "left_semi")).distinct()
+        known = existing.select("txn_id").join(F.broadcast(keys) if few_keys else keys, "txn_id", "left_semi")
+        return repeated.unionByName(known).distinct()
 
     return _suspects
 

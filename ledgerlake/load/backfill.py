@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerlake.backfill")
 
 DEFAULT_BATCH_MB = 512
+MAX_BROADCAST_KEYS = 200_000   # a batch of up to this many records sends its txn_ids to silver's scan
 MAX_LISTED_SUSPECTS = 20_000   # up to this many duplicate suspects are filtered by value, not joined
 MAX_DECISIONS = 5               # times a batch is judged again when other publishes of its source commit first
 
@@ -116,7 +117,8 @@ def run_backfill(lake: Lake, spec: SourceSpec, found: Discovery, months: MonthRa
                             undated_skipped=found.undated_skipped)
     for name, earlier in found.same_content:
         result.files.append(FileResult(name, "", None, "SKIPPED", note=f"same content as {earlier}"))
-    pending = _skip_known(lake, spec, found.files, result)
+    with timed(log, "files known to the load ledger"):
+        pending = _skip_known(lake, spec, found.files, result)
 
     progress = Progress(len(pending), f"backfill {spec.name}")
     load_id = uuid.uuid4().hex
@@ -336,7 +338,8 @@ def judge_and_publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], meta
     for attempt in range(1, MAX_DECISIONS + 1):
         cached: list[DataFrame] = []
         try:
-            batch = classify_records(lake, spec, meta, parsed, accepted, cached)
+            batch = classify_records(lake, spec, meta, parsed, accepted, cached,
+                                     records=sum(int(verdicts[sha]["n_details"] or 0) for sha in accepted))
             # Write-audit-publish: the suites judge what is about to become visible (the batch's
             # records, silver's touched months with the NEW rows) before anything is written.
             with timed(log, "data-quality gate (audit before publish)"):
@@ -405,8 +408,9 @@ def judge_files(spec: SourceSpec, meta: DataFrame, parsed: DataFrame, n_files: i
 
 
 def classify_records(lake: Lake, spec: SourceSpec, meta: DataFrame, parsed: DataFrame, accepted: list[str],
-                     cached: list[DataFrame]) -> Classified:
-    """Verdicts of the accepted files' detail records: the record rules, then the duplicate rules.
+                     cached: list[DataFrame], records: int) -> Classified:
+    """Verdicts of the accepted files' detail records (``records`` of them): the record rules, then
+    the duplicate rules.
 
     Silver is pinned to its current version: a recomputation after our own commit sees the
     same rows, and the publish commits only if no other publish of the source came after the
@@ -427,7 +431,9 @@ def classify_records(lake: Lake, spec: SourceSpec, meta: DataFrame, parsed: Data
                     .where(F.col("record_hash").isNotNull())
                     .select("txn_id", F.col("record_hash").alias("existing_hash")))
     with timed(log, "find duplicate suspects"):
-        suspects = details.transform(validation.duplicate_suspects(existing)).persist(StorageLevel.MEMORY_AND_DISK)
+        few = records <= MAX_BROADCAST_KEYS
+        suspects = (details.transform(validation.duplicate_suspects(existing, few_keys=few))
+                    .persist(StorageLevel.MEMORY_AND_DISK))
         cached.append(suspects)
         n_suspects = suspects.count()
     few = n_suspects <= MAX_LISTED_SUSPECTS
