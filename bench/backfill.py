@@ -13,7 +13,8 @@ whole process (Python + JVM start included) on an empty target, one after the ot
 * daily    -- one more day's file into the lake the backfill just filled: the nightly load.
 
 It prints the records/s of each, the ratio backfill/plain, the peak resident memory and CPU
-seconds of each process tree, and the backfill's phases (its "took" log lines).
+seconds of each process tree (memory as PSS: pages a JVM shares with a helper it forks count once),
+and the backfill's phases (its "took" log lines).
 With ``--s3`` the backfill and the plain job run again with files and target on S3 (a moto server
 on loopback, or the standard AWS settings' endpoint with ``--s3-endpoint-from-env``).
 """
@@ -73,7 +74,7 @@ class Run:
 
 
 def run_process(args: list[str]) -> Run:
-    """Run a command to the end, sampling the memory and CPU of its process tree."""
+    """Run a command to the end, sampling the memory (proportional set size) and CPU of its process tree."""
     import psutil
 
     t0 = time.monotonic()
@@ -86,7 +87,9 @@ def run_process(args: list[str]) -> Run:
         with contextlib.suppress(psutil.Error):
             for p in [parent, *parent.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
-                    rss += p.memory_info().rss
+                    # PSS: pages shared with another process of the tree counted once (a JVM forking a
+                    # helper, chmod or df, would otherwise count twice for an instant)
+                    rss += p.memory_full_info().pss
                     times = p.cpu_times()
                     cpu[p.pid] = times.user + times.system
         peak = max(peak, rss)
@@ -108,9 +111,10 @@ def phases_of(log: str) -> dict[str, float]:
     return phases
 
 
-def backfill(data: str, lake: str) -> Run:
+def backfill(data: str, lake: str, batch_mb: int | None = None) -> Run:
+    sized = ["--batch-mb", str(batch_mb)] if batch_mb else []
     return run_process([sys.executable, "-m", "ledgerlake.cli", "backfill", "--source", "core_banking",
-                        "--input", data, "--warehouse", lake, "--log-level", "INFO"])
+                        "--input", data, "--warehouse", lake, "--log-level", "INFO", *sized])
 
 
 def plain(data: str, out: str) -> Run:
@@ -166,9 +170,9 @@ def report(label: str, records: int, files: int, size_mib: float, full: Run, cop
     b_rate, p_rate = full.rate(records), copy.rate(records)
     print(f"[{label}] input: {files} files, {records:,} detail records, {size_mib:,.0f} MiB")
     print(f"[{label}] backfill (validated, Delta): {full.seconds:7.1f} s  {b_rate:9,.0f} rec/s  "
-          f"peak RSS {full.peak_mib:6,.0f} MiB  CPU {full.cpu:5,.0f} s")
+          f"peak RSS (PSS) {full.peak_mib:6,.0f} MiB  CPU {full.cpu:5,.0f} s")
     print(f"[{label}] plain (text -> Parquet):     {copy.seconds:7.1f} s  {p_rate:9,.0f} rec/s  "
-          f"peak RSS {copy.peak_mib:6,.0f} MiB  CPU {copy.cpu:5,.0f} s")
+          f"peak RSS (PSS) {copy.peak_mib:6,.0f} MiB  CPU {copy.cpu:5,.0f} s")
     print(f"[{label}] ratio backfill/plain: {b_rate / p_rate:.2f}x")
     if full.phases:
         print(f"[{label}] backfill phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in full.phases.items()))
@@ -183,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="history length in days instead of --years (a quick run)")
     parser.add_argument("--records-per-day", type=int, default=2000)
     parser.add_argument("--workdir", default=str(REPO / ".bench"))
+    parser.add_argument("--batch-mb", type=int, help="the backfill's --batch-mb (default: sized by memory)")
     parser.add_argument("--no-daily", action="store_true", help="skip the daily load after each backfill")
     parser.add_argument("--s3", action="store_true", help="also run backfill and plain with files and target on S3")
     parser.add_argument("--s3-endpoint-from-env", action="store_true",
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         for target in ("lake", "plain"):
             shutil.rmtree(work / target, ignore_errors=True)
         print(f"[{label}] backfill ...", flush=True)
-        full = backfill(str(data), str(work / "lake"))
+        full = backfill(str(data), str(work / "lake"), args.batch_mb)
         print(f"[{label}] plain job ...", flush=True)
         copy = plain(str(data), str(work / "plain"))
         report(label, records, files, size_mib, full, copy)
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{label}] daily phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in daily.phases.items()))
         if args.s3:
             with s3_copy(data, work, args.s3_endpoint_from_env) as (s3_data, s3_work):
-                s3_full = backfill(s3_data, f"{s3_work}/lake")
+                s3_full = backfill(s3_data, f"{s3_work}/lake", args.batch_mb)
                 s3_copy_run = plain(s3_data, f"{s3_work}/plain")
             report(f"{label} S3", records, files, size_mib, s3_full, s3_copy_run)
             print(f"[{label}] S3/local backfill time: {s3_full.seconds / full.seconds:.2f}x")

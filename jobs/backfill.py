@@ -19,10 +19,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledgerlake.config import ConfigError, add_common_arguments, config_from_args, parse_iso_date
+from ledgerlake.config import ConfigError, LakeConfig, add_common_arguments, config_from_args, parse_iso_date
 from ledgerlake.console import configure_logging, exit_statuses, fail, timed
-from ledgerlake.load.backfill import DEFAULT_BATCH_MB
-from ledgerlake.load.discovery import InputError, MonthRange, discover, month_range
+from ledgerlake.load.discovery import Discovery, InputError, MonthRange, discover, month_range
 from transforms.legacy import SOURCES, UnknownSourceError, get_source
 
 log = logging.getLogger("ledgerlake.backfill")
@@ -43,14 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--to", dest="month_to", metavar="YYYY-MM", help="last business month to load")
     parser.add_argument("--date", dest="business_date", metavar="YYYY-MM-DD",
                         help="load only the files of this business date (the daily batch); not with --from/--to")
-    parser.add_argument("--batch-mb", type=int, default=DEFAULT_BATCH_MB, metavar="MB",
-                        help=f"input size per Delta commit (default {DEFAULT_BATCH_MB})")
+    parser.add_argument("--batch-mb", type=int, metavar="MB",
+                        help="input size per Delta commit (default: what Spark's memory holds, 40%% of the "
+                             "executors' unified memory, 64..4096 MB)")
     parser.add_argument("--expectations", metavar="DIR",
                         help="data-quality suites folder (env LEDGERLAKE_EXPECTATIONS; default: expectations/suites)")
     add_common_arguments(parser)
     parser.epilog = ("exit status: 0 loaded, 1 a file was rejected or the data-quality gate blocked a batch "
                      "(nothing of that batch was written), 2 bad input, 3 transient failure (safe to rerun)")
     return parser
+
+
+def sized_for(config: LakeConfig, found: Discovery) -> LakeConfig:
+    """The job's settings for what it found: a small load (``SMALL_LOAD_MB`` of files at most, a daily
+    file) runs with the settings of a short job of small commits; ``--conf`` overrides them."""
+    from ledgerlake.session import QUICK_JVM_OPTIONS, small_commit_conf
+
+    if sum(f.size for f in found.files) > SMALL_LOAD_MB << 20:
+        return config
+    # Its time goes into JVM warm-up, Delta's logs and Spark's planning, not into the records.
+    # The layout step after the load compacts the months it wrote, not Delta's auto compaction.
+    small = {**small_commit_conf(auto_compact=False), "spark.driver.extraJavaOptions": QUICK_JVM_OPTIONS}
+    return dataclasses.replace(config, spark_conf={**small, **config.spark_conf})
 
 
 @exit_statuses("backfill")
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             if months.bounded:
                 raise InputError("--date cannot be combined with --from/--to")
             months = MonthRange((day.year, day.month), (day.year, day.month))
-        if args.batch_mb < 1:
+        if args.batch_mb is not None and args.batch_mb < 1:
             raise InputError("--batch-mb must be at least 1")
         found = discover(spec, args.input, months, day=day)
     except (ConfigError, InputError, UnknownSourceError, SuiteError) as exc:
@@ -83,19 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from ledgerlake.lake import open_lake
     from ledgerlake.load.backfill import render_summary, run_backfill
-    from ledgerlake.session import QUICK_JVM_OPTIONS, build_session, small_commit_conf
+    from ledgerlake.session import build_session
 
-    if sum(f.size for f in found.files) <= SMALL_LOAD_MB << 20:
-        # A daily load: its time goes into JVM warm-up, Delta's logs and Spark's planning, not into the
-        # records. The layout step after the load compacts the months it wrote, not auto compaction.
-        small = {**small_commit_conf(auto_compact=False), "spark.driver.extraJavaOptions": QUICK_JVM_OPTIONS}
-        config = dataclasses.replace(config, spark_conf={**small, **config.spark_conf})
-
+    config = sized_for(config, found)
     with timed(log, "start Spark"):
         spark = build_session(config, f"ledgerlake-backfill-{spec.name}")
     with timed(log, "open the lake"):
         lake = open_lake(spark, config.warehouse, create=True, register=False)
-    result = run_backfill(lake, spec, found, months, batch_bytes=args.batch_mb << 20, config=config, gate=gate)
+    batch_bytes = None if args.batch_mb is None else args.batch_mb << 20
+    result = run_backfill(lake, spec, found, months, batch_bytes=batch_bytes, config=config, gate=gate)
     print(render_summary(result))
     if result.blocked is not None:
         return fail("backfill", result.blocked.message(), code=1)

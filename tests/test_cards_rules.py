@@ -168,8 +168,15 @@ def test_duplicates_within_and_across_files(lake, tmp_path):
     assert result.exit_code == 0
 
 
-def test_duplicates_against_earlier_runs(lake, tmp_path):
-    """A txn_id already in silver from an earlier run: identical is a no-op, different is quarantined."""
+@pytest.mark.parametrize("broadcast_keys", [True, False], ids=["daily-file", "large-batch"])
+def test_duplicates_against_earlier_runs(lake, tmp_path, monkeypatch, broadcast_keys):
+    """A txn_id already in silver from an earlier run: identical is a no-op, different is quarantined.
+
+    Whether the batch's keys are sent to silver's scan (a daily file) or joined with a shuffle.
+    """
+    from ledgerlake.load import backfill as loader
+
+    monkeypatch.setattr(loader, "MAX_BROADCAST_KEYS", 10**9 if broadcast_keys else 0)
     first = card_line(ref=ref(10), amount="-10.00")
     cards_file(tmp_path / "day1", [first], "20240301")
     backfill(lake, "cards", tmp_path / "day1")

@@ -119,3 +119,28 @@ def test_backfill_clusters_a_month_again_once_daily_loads_pile_up(spark, tmp_pat
     assert layouts[2] == [(SILVER, ["2024-03"])]            # the third overlapping file triggers the layout
     assert month_files(lake, SILVER)["2024-03"].files == 1
     assert lake.read(SILVER).count() == 120
+
+
+def test_a_large_publish_is_written_in_its_final_layout(spark, tmp_path, new_lake, monkeypatch):
+    """A batch of at least LAID_OUT_ROWS rows leaves each month in files of consecutive accounts, at most
+    ROWS_PER_FILE rows each: the layout step after it finds nothing to rewrite."""
+    from ledgerlake.load import sinks
+    from tests.helpers import backfill
+    from tests.legacy_files import core_detail, core_file
+
+    monkeypatch.setattr(sinks, "LAID_OUT_ROWS", 50)      # this batch of 120 rows counts as large
+    monkeypatch.setattr(sinks, "ROWS_PER_FILE", 25)
+    lake = new_lake(tmp_path / "lake")
+    folder = tmp_path / "in"
+    for day, posting in enumerate(("20240305", "20240410", "20240320")):   # files out of month order
+        core_file(folder, [core_detail(txn_id=f"CB{day:02d}{i:016d}", account=f"{100 + (i * 7) % 40:012d}",
+                                       posting_date=posting, value_date=posting, amount=f"-{i + 1}.00")
+                           for i in range(40)], posting)
+    result = backfill(lake, "core_banking", folder)
+    assert result.exit_code == 0 and lake.read(SILVER).count() == 120
+    assert result.layout == []                              # nothing rewritten after the publish
+    files = month_files(lake, SILVER)
+    assert sorted(files) == ["2024-03", "2024-04"]
+    # files of consecutive accounts: a lookup reads one (two when an account spans a file boundary)
+    assert max(f.overlap for f in files.values()) <= 2 and not any(f.needs_layout() for f in files.values())
+    assert files["2024-03"].files == 80 // 25 + 1 and files["2024-04"].files == 40 // 25 + 1

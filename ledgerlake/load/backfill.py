@@ -1,7 +1,8 @@
 """The backfill: a legacy feed's batch files into silver.transactions, validated, audited and reconciled.
 
 Files are fingerprinted (SHA-256) and skipped when the load ledger already has them, so a
-rerun changes nothing. Each batch of files (up to ``batch_bytes``) is read once and cached;
+rerun changes nothing. Each batch of files (up to ``batch_bytes``, by default what Spark's
+memory holds) is read once and cached;
 every later step reads that cache:
 
 1. ``judge_files``: the file statistics and the feed's ordered file checks (control totals
@@ -47,7 +48,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledgerlake.backfill")
 
-DEFAULT_BATCH_MB = 512
+# A batch is cached once, parsed (about 0.7 bytes of cache per byte of fixed-width input, measured),
+# and every step reads that cache while Spark also needs memory to shuffle, sort and write it:
+# a batch's input may take this share of the memory Spark has for caching and execution.
+CACHE_SHARE = 0.4
+MIN_BATCH_MB, MAX_BATCH_MB = 64, 4096
 MAX_BROADCAST_KEYS = 200_000   # a batch of up to this many records sends its txn_ids to silver's scan
 MAX_LISTED_SUSPECTS = 20_000   # up to this many duplicate suspects are filtered by value, not joined
 MAX_DECISIONS = 5               # times a batch is judged again when other publishes of its source commit first
@@ -102,17 +107,37 @@ class BackfillResult:
         return 1 if self.rejected or self.blocked else 0
 
 
+def memory_batch_bytes(spark: SparkSession) -> int:
+    """The input size of a batch that the Spark application's memory holds: ``CACHE_SHARE`` of the
+    unified (storage and execution) memory of its executors, between 64 MB and 4 GB.
+
+    Executors report it when they register; in local mode the driver is the executor. On a cluster
+    whose executors have not registered yet the driver's alone counts: smaller batches, never too big.
+    """
+    context = spark.sparkContext._jsc.sc()  # noqa: SLF001 - executors' memory is not in PySpark's API
+    infos = list(context.statusTracker().getExecutorInfos())
+    driver = context.env().blockManager().blockManagerId()
+    executors = [i for i in infos if (i.host(), i.port()) != (driver.host(), driver.port())]
+    memory = sum(int(i.totalOnHeapStorageMemory()) for i in (executors or infos))
+    return max(MIN_BATCH_MB << 20, min(MAX_BATCH_MB << 20, int(memory * CACHE_SHARE)))
+
+
 def run_backfill(lake: Lake, spec: SourceSpec, found: Discovery, months: MonthRange,
-                 batch_bytes: int = DEFAULT_BATCH_MB << 20, config: LakeConfig | None = None,
+                 batch_bytes: int | None = None, config: LakeConfig | None = None,
                  gate: BatchGate | None = None) -> BackfillResult:
     """Load the discovered files, batch by batch, and return what happened to each.
 
+    ``batch_bytes``: the input size of a batch (default: what memory holds, ``memory_batch_bytes``).
     ``gate``: the data-quality gate loaded at job start (default: the shipped suites).
     The run stops at the first batch it blocks; the HTML report is written in any case.
     """
     from expectations.gate import BatchGate, GateFailure
 
     gate = gate or BatchGate.load(spec)
+    if batch_bytes is None:
+        batch_bytes = memory_batch_bytes(lake.spark)
+        log.info("batches of up to %d MB of input (%.0f%% of the memory Spark caches and computes in)",
+                 batch_bytes >> 20, CACHE_SHARE * 100)
     result = BackfillResult(spec.name, months, out_of_range=found.out_of_range,
                             undated_skipped=found.undated_skipped)
     for name, earlier in found.same_content:
@@ -158,7 +183,7 @@ def known_files(lake: Lake, source_system: str, shas: list[str]) -> dict[str, di
     The ledger holds one row per file ever processed (thousands, not millions), so the
     feed's rows are fetched whole and matched here rather than through a huge IN list.
     """
-    if not shas:
+    if not shas or not lake.written(LOAD_LEDGER.name):   # a new lake's ledger is empty: nothing to read
         return {}
     wanted = set(shas)
     rows = (lake.read(LOAD_LEDGER.name)
@@ -431,8 +456,13 @@ def classify_records(lake: Lake, spec: SourceSpec, meta: DataFrame, parsed: Data
                     .where(F.col("record_hash").isNotNull())
                     .select("txn_id", F.col("record_hash").alias("existing_hash")))
     with timed(log, "find duplicate suspects"):
-        few = records <= MAX_BROADCAST_KEYS
-        suspects = (details.transform(validation.duplicate_suspects(existing, few_keys=few))
+        few_keys = records <= MAX_BROADCAST_KEYS
+        if existing is not None and few_keys:
+            # Core systems number transactions in order: the range of a day's txn_ids lets Delta skip,
+            # by their statistics, the files of every other month (any order stays correct, only slower).
+            low, high = details.agg(F.min("txn_id"), F.max("txn_id")).first()
+            existing = existing.where(F.col("txn_id").between(low, high)) if low is not None else existing
+        suspects = (details.transform(validation.duplicate_suspects(existing, few_keys=few_keys))
                     .persist(StorageLevel.MEMORY_AND_DISK))
         cached.append(suspects)
         n_suspects = suspects.count()
@@ -474,7 +504,9 @@ def publish(lake: Lake, spec: SourceSpec, files: list[BatchFile], batch: Classif
     with timed(log, f"publish silver.transactions ({batch.suspects:,} duplicate suspects)"):
         rows = (new_rows.withColumn("event_sequence", F.lit(None).cast("bigint"))
                 .transform(to_silver_rows(load_id)))
-        version = sinks.write_silver(lake, rows, batch.pin, marker, replace_streamed=replaced is not None)
+        version = sinks.write_silver(lake, rows, batch.pin, marker, replace_streamed=replaced is not None,
+                                     expected_rows=sum(n for (_, verdict), n in tally.by_verdict.items()
+                                                       if verdict == NEW))
         if version is None:
             return False
     # Others committed between the decision and this publish, or an earlier run of these files

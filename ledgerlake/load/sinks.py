@@ -45,6 +45,8 @@ REPLACE_WHERE_CONSTRAINT_CHECK = "spark.databricks.delta.replaceWhere.constraint
 # The transaction identifier of the commit that changes streamed rows (overwrite or MERGE):
 # the same for both, so a batch committed one way is never replayed the other way.
 CHANGE_APP_SUFFIX = "-merge"
+LAID_OUT_ROWS = 100_000       # a publish of at least this many rows is written month by month, sorted by account
+ROWS_PER_FILE = 2_000_000     # about 128 MB of silver: the layout's target file size
 DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
 
 
@@ -55,7 +57,8 @@ def publisher(source_system: str) -> str:
     return f"ledgerlake-publish-{source_system}"
 
 
-def write_silver(lake: Lake, rows: DataFrame, pin: Pin, marker: str, replace_streamed: bool = False) -> int | None:
+def write_silver(lake: Lake, rows: DataFrame, pin: Pin, marker: str, replace_streamed: bool = False,
+                 expected_rows: int = 0) -> int | None:
     """Publish a batch's new silver rows in one commit, if silver has not changed under its decision.
 
     ``rows``: silver-shaped (``transforms.publish.to_silver_rows``), judged against silver at
@@ -66,16 +69,19 @@ def write_silver(lake: Lake, rows: DataFrame, pin: Pin, marker: str, replace_str
     user metadata) tells apart from the others.
 
     A plain append, unless some rows replace versions the stream wrote: then one MERGE swaps
-    those streamed rows for the batch's and inserts the rest (still one commit). Within each
-    task the rows are sorted by month and account: input partitions follow the files'
-    business-date order, so each month lands in few files without a shuffle, and a statement
-    skips most row groups.
+    those streamed rows for the batch's and inserts the rest (still one commit). Rows are
+    written sorted by month and account. A large batch (``expected_rows`` of at least
+    ``LAID_OUT_ROWS``) is written in its final layout: each month by one task, in files of up
+    to ``ROWS_PER_FILE`` consecutive accounts, so a month that held nothing before needs no
+    rewrite by the layout step. A small one keeps its input partitions (the files' business-date
+    order: each month lands in few files without a shuffle).
     """
-    data = rows.sortWithinPartitions("posting_month", "account_id", "posted_at", "txn_id")
+    data = rows.repartition("posting_month") if expected_rows >= LAID_OUT_ROWS else rows
+    data = data.sortWithinPartitions("posting_month", "account_id", "posted_at", "txn_id")
     sequence = pin.sequence + 1
     if not replace_streamed:
         with_conflict_retry(
-            lambda: data.write.format("delta").mode("append")
+            lambda: data.write.format("delta").mode("append").option("maxRecordsPerFile", ROWS_PER_FILE)
             .option("txnAppId", pin.app_id).option("txnVersion", sequence).option("userMetadata", marker)
             .save(lake.path(SILVER_TRANSACTIONS)),
             "publish silver.transactions",
