@@ -93,7 +93,7 @@ def run_process(args: list[str]) -> Run:
                     times = p.cpu_times()
                     cpu[p.pid] = times.user + times.system
         peak = max(peak, rss)
-        time.sleep(0.1)
+        time.sleep(0.5)
     out, err = proc.communicate()
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
