@@ -46,7 +46,7 @@ REPLACE_WHERE_CONSTRAINT_CHECK = "spark.databricks.delta.replaceWhere.constraint
 # the same for both, so a batch committed one way is never replayed the other way.
 CHANGE_APP_SUFFIX = "-merge"
 LAID_OUT_ROWS = 100_000       # a publish of at least this many rows is written month by month, sorted by account
-ROWS_PER_FILE = 2_000_000     # about 128 MB of silver: the layout's target file size
+ROWS_PER_FILE = 2_000_000     # about 90 MB of silver (45 bytes a row), under the layout's 128 MB target
 DATA_COLUMNS = [c for c in SILVER_TRANSACTIONS.column_names() if c != "posting_month"]   # posting_month: generated
 
 
