@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = re.search(r"(\d+) loaded", daily.log)
             print(f"[{label}] daily load ({day_records:,} records into the {label} lake, "
                   f"{loaded.group(1) if loaded else '?'} file loaded): {daily.seconds:.1f} s  "
-                  f"peak RSS {daily.peak_mib:,.0f} MiB  CPU {daily.cpu:,.0f} s")
+                  f"peak RSS (PSS) {daily.peak_mib:,.0f} MiB  CPU {daily.cpu:,.0f} s")
             print(f"[{label}] daily phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in daily.phases.items()))
         if args.s3:
             with s3_copy(data, work, args.s3_endpoint_from_env) as (s3_data, s3_work):
