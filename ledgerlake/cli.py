@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile": ("jobs.reconcile", "check the lake against control totals, the ledger and the stream"),
     "statement": ("ledgerlake.query.statement", "print one account's transactions in a date range, oldest first"),
     "serve-sql": ("ledgerlake.query.serve_sql", "serve the lake's tables over JDBC/ODBC (Spark Thrift Server)"),
+    "serve-statements": ("ledgerlake.query.serve_statements", "serve account statements over HTTP (JSON, CSV)"),
     "stream": ("jobs.stream", "apply the real-time events landing zone to silver and the serving tier"),
     "maintain": ("jobs.maintain", "serving-tier roll-off, OPTIMIZE/Z-ORDER and VACUUM of the lake's tables"),
     "cluster": ("ledgerlake.cluster", "start, stop or show a Spark standalone cluster on this machine (loopback)"),
@@ -34,7 +35,7 @@ the default lake lives in the repository's warehouse/lake folder.
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        listing = "\n".join(f"  {name:<10} {desc}" for name, (_, desc) in COMMANDS.items())
+        listing = "\n".join(f"  {name:<16} {desc}" for name, (_, desc) in COMMANDS.items())
         print(USAGE.format(commands=listing))
         return 0 if args else 2
     if args[0] in ("-V", "--version"):

@@ -235,3 +235,29 @@ def fingerprint(obj: S3Object, head_size: int, chunk: int = 4 << 20) -> tuple[st
     except Exception as exc:  # noqa: BLE001 - a connection lost mid-object
         raise _explain(exc, obj.uri) from None
     return digest.hexdigest(), head, size
+
+
+def read_object(uri: str) -> bytes:
+    """A whole object's bytes."""
+    where = S3Uri.parse(uri)
+    response = _call(uri, client().get_object, Bucket=where.bucket, Key=where.key)
+    return bytes(response["Body"].read())
+
+
+def delta_rs_options() -> dict[str, str]:
+    """delta-rs's storage options from the same AWS configuration boto3 reads (the credentials stay in memory)."""
+    import boto3
+
+    options = {"AWS_REGION": _region() or "us-east-1"}
+    endpoint = _custom_endpoint()
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        options["AWS_ALLOW_HTTP"] = str(endpoint.startswith("http://")).lower()
+    credentials = boto3.session.Session().get_credentials()
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        options["AWS_ACCESS_KEY_ID"] = frozen.access_key
+        options["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
+        if frozen.token:
+            options["AWS_SESSION_TOKEN"] = frozen.token
+    return options

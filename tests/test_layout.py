@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from ledgerlake.query.statement import SERVING, SILVER, statement_frame
+from ledgerlake.query.reader import COLUMNS, SERVING, SILVER, StatementReader
 from ledgerlake.upkeep.layout import (
     LayoutError,
     maintain_layout,
@@ -35,9 +35,12 @@ def _batch(seed: int, n: int = 240) -> list[tuple]:
 
 
 def _statement(lake, account: str):  # noqa: ANN001, ANN202
-    df = statement_frame(lake, account, date(2024, 1, 1), date(2024, 2, 29), window_start=date(2030, 1, 1))
+    """The statement's query as Spark (the JDBC path) runs it, and the files the statement reader would open."""
+    df = lake.read(SILVER).where(f"account_id = '{account}' AND posting_month BETWEEN '2024-01' AND '2024-02'") \
+        .select(*COLUMNS)
     rows = sorted(tuple(r) for r in df.collect())                   # the action that fills the scan metrics
-    return rows, scan_metrics(df)
+    candidates = StatementReader(lake.root).open().snapshots()[SILVER].candidates(account, "2024-01", "2024-02")
+    return rows, scan_metrics(df), len(candidates)
 
 
 def test_zorder_by_account_reduces_files_a_statement_reads(lake):
@@ -49,8 +52,8 @@ def test_zorder_by_account_reduces_files_a_statement_reads(lake):
     assert months_to_optimize(lake, SILVER) == MONTHS
     assert [before_layout[m].overlap for m in MONTHS] == [before_layout[m].files for m in MONTHS]
 
-    rows_before, read_before = _statement(lake, ACCOUNTS[7])
-    assert read_before.files == files_before                 # unclustered: every file may hold the account
+    rows_before, read_before, opened_before = _statement(lake, ACCOUNTS[7])
+    assert read_before.files == files_before == opened_before  # unclustered: every file may hold the account
 
     target = max(f.bytes for f in before_layout.values()) // 4   # small files, so a month spans several
     result = optimize_months(lake, SILVER, MONTHS, target_file_bytes=target)
@@ -60,10 +63,11 @@ def test_zorder_by_account_reduces_files_a_statement_reads(lake):
     files_after = sum(after_layout[m].files for m in MONTHS)
     assert files_after > len(MONTHS)                         # each month is several account ranges ...
     assert all(after_layout[m].overlap <= 2 for m in MONTHS)
-    rows_after, read_after = _statement(lake, ACCOUNTS[7])
+    rows_after, read_after, opened_after = _statement(lake, ACCOUNTS[7])
     assert rows_after == rows_before                         # ... the same rows ...
     assert read_after.files < files_after                    # ... and the statement skips most of them
     assert read_after.files <= 2 * len(MONTHS)
+    assert opened_after == read_after.files                # the statement reader skips the same files
     assert read_after.bytes < read_before.bytes
     assert months_to_optimize(lake, SILVER, target_file_bytes=target) == []
 

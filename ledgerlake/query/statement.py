@@ -1,69 +1,51 @@
 """``ledgerlake statement --account A --from D1 --to D2``: one account's transactions, oldest first.
 
-Months inside the serving window are read from ``serving.transactions_recent``,
-older months from ``silver.transactions``. The account id and the dates are bound
-as SQL parameters; the account id is checked to be 12 digits before anything runs.
+Months inside the serving window are read from ``serving.transactions_recent``, older
+months from ``silver.transactions``, by ``ledgerlake.query.reader`` (delta-rs: no JVM
+starts). The same reader, and the same rendering, answer the statement service
+(``ledgerlake serve-statements``). The account id is checked to be 12 digits and the
+dates to be dates before anything is read.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import io
+import json
 import logging
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, TextIO
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args, parse_iso_date
 from ledgerlake.console import configure_logging, exit_statuses, fail, render_table, timed
+from ledgerlake.query.reader import COLUMNS, SERVING, SILVER, LakeNotFound, StatementReader, TierRead, plan_tiers
 from ledgerlake.serving import serving_window
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, Row
-
-    from ledgerlake.lake import Lake
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-SILVER = "silver.transactions"
-SERVING = "serving.transactions_recent"
-# The lake contract's columns, in contract order: what csv and json print.
-COLUMNS = ["txn_id", "source_system", "account_id", "posting_date", "posted_at", "value_date", "txn_code",
-           "amount", "currency", "channel", "description", "balance_after", "reversal_of"]
+__all__ = ["COLUMNS", "SERVING", "SILVER", "StatementError", "check_account", "check_range", "plan_tiers"]
+
+Row = Mapping[str, Any]
 # What the table format shows (the account is in the heading).
 TABLE_COLUMNS = ["posting_date", "posted_at", "txn_id", "txn_code", "channel", "description", "amount",
                  "currency", "balance_after", "reversal_of"]
-ORDER = ["posting_date", "posted_at", "txn_id"]   # posting_date is the UTC date of posted_at
 _ACCOUNT = re.compile(r"[0-9]{12}")
-
-# Parameters only: the account id and dates never become part of the SQL text.
-_TIER_QUERY = """
-SELECT {columns}
-FROM {table}
-WHERE account_id = :account
-  AND posting_date BETWEEN :first_day AND :last_day
-  AND posting_month BETWEEN :first_month AND :last_month
-"""
 
 
 class StatementError(ValueError):
     """The statement request is malformed."""
-
-
-@dataclass(frozen=True)
-class TierRead:
-    """One tier and the posting dates a statement reads from it."""
-
-    table: str
-    first_day: date
-    last_day: date
-
-    def describe(self) -> str:
-        return f"{self.first_day:%Y-%m}..{self.last_day:%Y-%m} from {self.table}"
 
 
 def check_account(account: str) -> str:
@@ -84,46 +66,12 @@ def check_range(first: str, last: str) -> tuple[date, date]:
     return start, end
 
 
-def plan_tiers(start: date, end: date, window_start: date, serving_exists: bool = True) -> list[TierRead]:
-    """Split [start, end] into the part before the serving window (silver) and the part inside it (serving)."""
-    if not serving_exists:
-        return [TierRead(SILVER, start, end)]
-    reads = []
-    if start < window_start:
-        reads.append(TierRead(SILVER, start, min(end, window_start - timedelta(days=1))))
-    if end >= window_start:
-        reads.append(TierRead(SERVING, max(start, window_start), end))
-    return reads
-
-
-def statement_frame(lake: Lake, account: str, start: date, end: date, window_start: date) -> DataFrame:
-    """The account's transactions in [start, end], each month from the tier that holds it (unordered)."""
-    spark = lake.spark
-    reads = plan_tiers(start, end, window_start, serving_exists=lake.exists(SERVING))
-    frame = None
-    for read in reads:
-        # The tier by its location: no catalog registration needed, and one session can query several lakes.
-        location = lake.path(read.table).replace("`", "``")
-        part = spark.sql(
-            _TIER_QUERY.format(columns=", ".join(COLUMNS), table=f"delta.`{location}`"),
-            args={"account": check_account(account), "first_day": read.first_day, "last_day": read.last_day,
-                  "first_month": f"{read.first_day:%Y-%m}", "last_month": f"{read.last_day:%Y-%m}"},
-        )
-        frame = part if frame is None else frame.unionAll(part)
-    assert frame is not None
-    log.debug("statement %s..%s: %s", start, end, "; ".join(r.describe() for r in reads))
-    return frame
-
-
-def _order_key(row: Row) -> tuple:
+def in_statement_order(table: pa.Table) -> pa.Table:
     """Oldest first: posting date, then posted_at (a missing time first in its day), then txn_id."""
-    posted = row["posted_at"]
-    return row["posting_date"], posted is not None, posted or row["posting_date"], row["txn_id"]
+    import pyarrow.compute as pc
 
-
-def in_statement_order(rows: list[Row]) -> list[Row]:
-    """Sort collected statement rows: a statement is small, so Python sorts it without another Spark job."""
-    return sorted(rows, key=_order_key)
+    order = [("posting_date", "ascending"), ("posted_at", "ascending", "at_start"), ("txn_id", "ascending")]
+    return table.take(pc.sort_indices(table, sort_keys=order))
 
 
 @dataclass(frozen=True)
@@ -140,50 +88,138 @@ class CurrencyTotal:
         return self.debits + self.credits
 
 
-def currency_totals(rows: list[Row]) -> list[CurrencyTotal]:
+def currency_totals(currencies: list[str | None], amounts: list[Decimal]) -> list[CurrencyTotal]:
     """Count, debits (negative amounts), credits and net per currency."""
     acc: dict[str, list] = defaultdict(lambda: [0, Decimal("0.00"), Decimal("0.00")])
-    for row in rows:
-        entry = acc[row["currency"] or ""]
+    for currency, amount in zip(currencies, amounts, strict=True):
+        entry = acc[currency or ""]
         entry[0] += 1
-        entry[1 if row["amount"] < 0 else 2] += row["amount"]
+        entry[1 if amount < 0 else 2] += amount
     return [CurrencyTotal(c, n, d, cr) for c, (n, d, cr) in sorted(acc.items())]
 
 
-def render_statement(account: str, start: date, end: date, rows: list[Row], reads: list[TierRead]) -> str:
-    """The human-readable statement: heading, transactions, per-currency totals."""
-    lines = [f"Statement of account {account}, {start} to {end}",
-             "read: " + "; ".join(r.describe() for r in reads), ""]
-    lines.append(render_table(TABLE_COLUMNS, [[row[c] for c in TABLE_COLUMNS] for row in rows]))
-    lines.append(f"({len(rows)} transaction{'s' if len(rows) != 1 else ''})")
-    if rows:
-        lines += ["", render_table(["currency", "transactions", "debits", "credits", "net"],
-                                   [[t.currency, t.transactions, t.debits, t.credits, t.net]
-                                    for t in currency_totals(rows)])]
-    return "\n".join(lines)
+def text_value(value: object) -> str:
+    """A cell of the csv and table formats: times in UTC as ``YYYY-MM-DD HH:MM:SS``, NULL as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return str(value)
 
 
-def print_statement(lake: Lake, account: str, start: date, end: date, window_start: date, fmt: str,
-                    out: TextIO | None = None) -> int:
-    """Run the statement and print it in the chosen format; returns the number of transactions."""
-    out = out or sys.stdout
-    frame = statement_frame(lake, account, start, end, window_start)
-    if fmt == "json":
-        from pyspark.sql import functions as F
+def json_value(value: object) -> str:
+    """A JSON value of the statement's heading and totals (the transactions are encoded by ``json_rows``)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return f'"{value.isoformat()}"'
+    return json.dumps(value, ensure_ascii=False)
 
-        # Spark renders decimals exactly and timestamps in ISO-8601, as `ledgerlake sql --format json` does.
-        rows = in_statement_order(frame.select(*ORDER, F.to_json(F.struct(*COLUMNS)).alias("json")).collect())
-        out.writelines(row["json"] + "\n" for row in rows)
-        return len(rows)
-    rows = in_statement_order(frame.collect())
-    if fmt == "csv":
+
+def json_object(values: Mapping[str, object]) -> str:
+    return "{" + ",".join(f'"{key}":{json_value(value)}' for key, value in values.items()) + "}"
+
+
+_ROW_TEMPLATE = "{" + ",".join(f'"{c}":%s' for c in COLUMNS) + "}"
+
+
+def json_rows(table: pa.Table) -> list[str]:
+    """One JSON object per row, the contract's columns in order, encoded column by column: amounts as exact
+    decimal numbers, dates ISO, times ISO-8601 in UTC with milliseconds (as ``ledgerlake sql --format json``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = []
+    for name in COLUMNS:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type):
+            millis = pc.cast(column, pa.timestamp("ms", tz="UTC"), safe=False)
+            texts = pc.strftime(millis, format="%Y-%m-%dT%H:%M:%S").to_pylist()
+            cells.append(["null" if t is None else f'"{t}Z"' for t in texts])
+        elif pa.types.is_decimal(column.type):
+            cells.append(["null" if t is None else t for t in column.cast(pa.string()).to_pylist()])
+        elif pa.types.is_date(column.type):
+            cells.append(["null" if t is None else f'"{t}"' for t in column.cast(pa.string()).to_pylist()])
+        else:
+            cells.append(["null" if t is None else encode_basestring(t) for t in column.to_pylist()])
+    return [_ROW_TEMPLATE % values for values in zip(*cells, strict=True)]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One account's transactions in a date range, oldest first, and what they were read from."""
+
+    account: str
+    start: date
+    end: date
+    transactions: pa.Table            # the contract's columns, in statement order
+    reads: list[TierRead]
+    versions: dict[str, int]          # table -> the version every row of that tier was read at
+
+    @functools.cached_property
+    def rows(self) -> list[Row]:
+        return self.transactions.to_pylist()
+
+    def totals(self) -> list[CurrencyTotal]:
+        return currency_totals(self.transactions.column("currency").to_pylist(),
+                               self.transactions.column("amount").to_pylist())
+
+    def json_lines(self) -> str:
+        """One JSON object per transaction."""
+        return "".join(row + "\n" for row in json_rows(self.transactions))
+
+    def csv(self) -> str:
+        out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
-        writer.writerows([["" if row[c] is None else row[c] for c in COLUMNS] for row in rows])
-    else:
-        reads = plan_tiers(start, end, window_start, serving_exists=lake.exists(SERVING))
-        out.write(render_statement(account, start, end, rows, reads) + "\n")
-    return len(rows)
+        writer.writerows([[text_value(row[c]) for c in COLUMNS] for row in self.rows])
+        return out.getvalue()
+
+    def table(self) -> str:
+        """The human-readable statement: heading, transactions, per-currency totals."""
+        lines = [f"Statement of account {self.account}, {self.start} to {self.end}",
+                 "read: " + "; ".join(r.describe() for r in self.reads), ""]
+        lines.append(render_table(TABLE_COLUMNS, [[None if row[c] is None else text_value(row[c]) for c in TABLE_COLUMNS]
+                                                  for row in self.rows]))
+        count = self.transactions.num_rows
+        lines.append(f"({count} transaction{'s' if count != 1 else ''})")
+        if count:
+            lines += ["", render_table(["currency", "transactions", "debits", "credits", "net"],
+                                       [[t.currency, t.transactions, t.debits, t.credits, t.net]
+                                        for t in self.totals()])]
+        return "\n".join(lines) + "\n"
+
+    def document(self) -> str:
+        """The service's JSON answer: the request, the tiers and versions read, transactions and totals."""
+        head = json_object({"account_id": self.account, "from": self.start, "to": self.end})[:-1]
+        reads = ",".join(json_object({"table": r.table, "from": r.first_day, "to": r.last_day,
+                                      "version": self.versions[r.table]}) for r in self.reads)
+        rows = ",".join(json_rows(self.transactions))
+        totals = ",".join(json_object({"currency": t.currency, "transactions": t.transactions, "debits": t.debits,
+                                       "credits": t.credits, "net": t.net}) for t in self.totals())
+        return f'{head},"read":[{reads}],"transactions":[{rows}],"totals":[{totals}]}}'
+
+    def render(self, fmt: str) -> str:
+        return {"json": self.json_lines, "csv": self.csv, "table": self.table}[fmt]()
+
+
+def read_statement(reader: StatementReader, account: str, start: date, end: date, window_start: date,
+                   cached_only: bool = False) -> Statement | None:
+    """The account's statement from the reader's current snapshots (one per tier); with ``cached_only``, None
+    when a file would have to be read (see ``StatementReader.lookup``)."""
+    found = reader.lookup(check_account(account), start, end, window_start, cached_only)
+    if found is None:
+        return None
+    return Statement(account, start, end, in_statement_order(found.transactions), found.reads, found.versions)
+
+
+def print_statement(reader: StatementReader, account: str, start: date, end: date, window_start: date, fmt: str,
+                    out: TextIO | None = None) -> int:
+    """Read the statement and print it in the chosen format; returns the number of transactions."""
+    statement = read_statement(reader, account, start, end, window_start)
+    assert statement is not None
+    (out or sys.stdout).write(statement.render(fmt))
+    return statement.transactions.num_rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,14 +251,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail("statement", str(exc))
     configure_logging(config.log_level)
 
-    from ledgerlake.lake import Lake
-    from ledgerlake.session import build_session
-
-    spark = build_session(config, "ledgerlake-statement")
-    lake = Lake(spark, config.warehouse).require()
+    try:
+        reader = StatementReader(config.warehouse).open()
+    except LakeNotFound as exc:
+        return fail("statement", str(exc))
     window_start = serving_window(config).first_day
     with timed(log, f"statement {account} {start}..{end}"):
-        print_statement(lake, account, start, end, window_start, args.format)
+        print_statement(reader, account, start, end, window_start, args.format)
     return 0
 
 

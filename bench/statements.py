@@ -93,56 +93,43 @@ def history(spark, n: int, first: date, last: date, accounts: int, seed: int):  
     ))
 
 
-def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, Path, dict]:
-    """The unclustered lake (daily files) and its clustered copy; cached under work/."""
+def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, dict]:
+    """The lake as the backfill leaves it (each month in account order), cached under work/."""
     from pyspark.sql import functions as F
 
     from ledgerlake.config import LakeConfig
     from ledgerlake.lake import open_lake
+    from ledgerlake.load.sinks import ROWS_PER_FILE
     from ledgerlake.serving import window_for
     from ledgerlake.session import build_session
-    from ledgerlake.upkeep.layout import LAYOUT_TABLES, month_files, optimize_months
 
-    raw, clustered = work / "unclustered", work / "clustered"
-    marker = work / "_SUCCESS"
-    key = {k: getattr(args, k) for k in ("transactions", "years", "accounts", "serving_months", "seed")}
+    root, marker = work / "lake", work / "_SUCCESS"
+    key = {k: getattr(args, k) for k in ("transactions", "years", "accounts", "serving_months", "seed", "today")}
     if marker.exists() and json.loads(marker.read_text()).get("key") == key:
-        return raw, clustered, json.loads(marker.read_text())
+        return root, json.loads(marker.read_text())
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    spark = build_session(LakeConfig(warehouse=str(raw)), "bench-statement-build")
-    lake = open_lake(spark, str(raw), create=True)
+    spark = build_session(LakeConfig(warehouse=str(root)), "bench-statements-build")
+    lake = open_lake(spark, str(root), create=True)
     first = date(today.year - args.years, today.month, 1) + timedelta(days=31)
     first = date(first.year, first.month, 1)
     window = window_for(today, args.serving_months).first_day
     data = history(spark, args.transactions, first, today, args.accounts, args.seed)
-    days = (today - first).days + 1
 
     t0 = time.monotonic()
-    # about one file per business day in each month, as daily batch loads and the stream leave them
-    (data.repartitionByRange(days, "posting_date").write.format("delta").mode("append")
-     .save(lake.path("silver.transactions")))
-    (data.where(F.col("posting_date") >= window).repartitionByRange((today - window).days + 1, "posting_date")
-     .write.format("delta").mode("append").save(lake.path("serving.transactions_recent")))
+    for table, rows in (("silver.transactions", data),
+                        ("serving.transactions_recent", data.where(F.col("posting_date") >= window))):
+        # the backfill's final layout: each month by one task, sorted by account (ledgerlake.load.sinks)
+        month = F.date_format("posting_date", "yyyy-MM")
+        (rows.repartition(month).sortWithinPartitions(month, "account_id", "posted_at", "txn_id")
+         .write.format("delta").mode("append").option("maxRecordsPerFile", ROWS_PER_FILE)
+         .save(lake.path(table)))
     written = time.monotonic() - t0
-    print(f"built unclustered lake: {args.transactions:,} transactions {first}..{today} in {written:.0f}s",
-          flush=True)
-
-    shutil.copytree(raw, clustered)
-    lake_c = open_lake(spark, str(clustered))
-    t0 = time.monotonic()
-    for table in LAYOUT_TABLES:
-        months = sorted(month_files(lake_c, table))
-        print(f"  {optimize_months(lake_c, table, months)}", flush=True)
-    layout_s = time.monotonic() - t0
-    print(f"layout (OPTIMIZE ZORDER BY account_id, every month of both tiers): {layout_s:.0f}s", flush=True)
-    info = {"key": key, "first": first.isoformat(), "today": today.isoformat(), "write_s": written,
-            "layout_s": layout_s,
-            "files": {name: {t: sum(f.files for f in month_files(lk, t).values()) for t in LAYOUT_TABLES}
-                      for name, lk in (("unclustered", lake), ("clustered", lake_c))}}
+    print(f"built the lake: {args.transactions:,} transactions {first}..{today} in {written:.0f}s", flush=True)
+    info = {"key": key, "first": first.isoformat(), "today": today.isoformat(), "write_s": written}
     marker.write_text(json.dumps(info))
     spark.stop()
-    return raw, clustered, info
+    return root, info
 
 
 def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> dict[str, list[dict]]:
