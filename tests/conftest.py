@@ -119,6 +119,15 @@ def lake(new_lake, tmp_path: Path):
     return new_lake(tmp_path / "lake")
 
 
+@pytest.fixture
+def two_tiers(lake):
+    """A lake with ``tests.lake_rows.write_two_tiers``: statements across the serving window's start."""
+    from tests.lake_rows import write_two_tiers
+
+    write_two_tiers(lake)
+    return lake
+
+
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory):
     """A throwaway Airflow installation for the module's DAG runs (``tests.airflow_home``)."""

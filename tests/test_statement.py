@@ -23,14 +23,9 @@ from ledgerlake.query.statement import (
     read_statement,
 )
 from ledgerlake.serving import window_for
-from tests.lake_rows import txn, write_rows
+from tests.lake_rows import ACCOUNT, FIRST, LAST, MONTHS, TODAY, TWO_TIER_IDS, WINDOW
 
 BIN = Path(sys.executable).parent
-ACCOUNT, OTHER = "000123456789", "000987654321"
-# today 2024-07-15 with a 3-month window: May, June, July come from serving, April and older from silver
-TODAY, MONTHS = date(2024, 7, 15), 3
-WINDOW = date(2024, 5, 1)
-FIRST, LAST = date(2024, 2, 10), date(2024, 7, 10)
 
 
 def serving_window_start(today: date, months: int) -> date:
@@ -64,31 +59,6 @@ def test_account_must_be_twelve_ascii_digits(account):
         check_account(account)
 
 
-@pytest.fixture
-def two_tiers(lake):
-    """Silver holds the full history; serving holds the window, with newer versions of some rows."""
-    write_rows(lake, SILVER, [
-        txn("S-0209", ACCOUNT, "2024-02-09 23:59:59", "-1.00", description="day before the range"),
-        txn("S-0210", ACCOUNT, "2024-02-10 00:00:00", "-2.00", description="first day of the range"),
-        txn("S-0315b", ACCOUNT, "2024-03-15 09:00:00", "5.00", "USD", description="same instant, txn_id decides"),
-        txn("S-0315a", ACCOUNT, "2024-03-15 09:00:00", "-3.00", description="same instant, txn_id decides"),
-        txn("S-0430", ACCOUNT, "2024-04-30 23:59:59", "-4.00", description="last silver day"),
-        txn("B-0501", ACCOUNT, "2024-05-01 00:00:00", "-5.00", description="silver copy, not shown"),
-        txn("B-0615", ACCOUNT, "2024-06-15 12:00:00", "-6.00", description="silver copy, not shown"),
-        txn("X-0301", OTHER, "2024-03-01 10:00:00", "-7.00", description="other account"),
-    ])
-    write_rows(lake, SERVING, [
-        txn("R-0430", ACCOUNT, "2024-04-30 12:00:00", "-40.00", description="not rolled off yet, not shown"),
-        txn("B-0501", ACCOUNT, "2024-05-01 00:00:00", "-5.50", description="first instant of the window"),
-        txn("B-0615", ACCOUNT, "2024-06-15 12:00:00", "-6.50", description="corrected by the stream"),
-        txn("R-0620", ACCOUNT, "2024-06-20 08:00:00", "100.00", "USD", description="salary"),
-        txn("R-0710", ACCOUNT, "2024-07-10 23:59:59", "-8.00", description="last day of the range"),
-        txn("R-0711", ACCOUNT, "2024-07-11 00:00:00", "-9.00", description="after the range"),
-        txn("X-0601", OTHER, "2024-06-01 10:00:00", "-10.00", description="other account"),
-    ])
-    return lake
-
-
 def _utc(value: object) -> object:
     """Times as naive UTC: the reader gives them with their zone, Spark's rows without."""
     return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) and value.tzinfo else value
@@ -107,7 +77,7 @@ def test_statement_equals_the_rows_of_each_tier_across_the_boundary(two_tiers):
     serving = [r for r in _rows(lake.read(SERVING).collect())
                if r[2] == ACCOUNT and WINDOW <= r[3] <= LAST]
     assert got == sorted(silver + serving, key=lambda r: (r[4], r[0]))
-    assert [r[0] for r in got] == ["S-0210", "S-0315a", "S-0315b", "S-0430", "B-0501", "B-0615", "R-0620", "R-0710"]
+    assert [r[0] for r in got] == TWO_TIER_IDS
     by_id = {r[0]: r for r in got}
     assert by_id["B-0615"][7] == Decimal("-6.50")      # the window's month came from serving
     assert by_id["B-0501"][10] == "first instant of the window"
@@ -170,7 +140,7 @@ def test_statement_cli_end_to_end(two_tiers, tmp_path, ledgerlake_cli):
                           "--format", "csv", "--warehouse", two_tiers.root, *env_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ids = [line.split(",")[0] for line in proc.stdout.splitlines()[1:]]
-    assert ids == ["S-0210", "S-0315a", "S-0315b", "S-0430", "B-0501", "B-0615", "R-0620", "R-0710"]
+    assert ids == TWO_TIER_IDS
 
     missing = ledgerlake_cli("statement", "--account", ACCOUNT, "--from", "2024-01-01", "--to", "2024-02-01",
                              "--warehouse", str(tmp_path / "nowhere"), *env_args)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
+import time
 
 from ledgerlake.config import ConfigError, add_common_arguments, config_from_args
 from ledgerlake.console import configure_logging, exit_statuses, fail
@@ -109,8 +111,21 @@ def main(argv: list[str] | None = None) -> int:
                                            log_level="warning", access_log=False, server_header=False))
     versions = ", ".join(f"{name} v{snap.version}" for name, snap in reader.snapshots().items())
     access = f"{len(keys.by_digest)} API key(s)" if keys else "no API keys (loopback only)"
-    print(f"ledgerlake serve-statements: serving lake {config.warehouse} ({versions}) on "
-          f"http://{args.host}:{args.port}; docs at /docs; {access}; Ctrl-C stops", flush=True)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            print(f"ledgerlake serve-statements: serving lake {config.warehouse} ({versions}) on "
+                  f"http://{args.host}:{args.port}; docs at /docs; {access}; Ctrl-C stops", flush=True)
+
+    def shut_down(*_: object) -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # uvicorn shuts down on these, then raises them again for the handler in place before: this one
+        signal.signal(sig, shut_down)
+    threading.Thread(target=announce, daemon=True).start()
     server.run()
     stop.set()
     reader.cache.close()
