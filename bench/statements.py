@@ -1,35 +1,50 @@
-"""Statement benchmark: 12-month statements on a 5-year, 5M-transaction lake, with and without the layout.
+"""Statement benchmark: 12-month statements from the statement service while the stream writes, and over JDBC.
 
-    .venv/bin/python bench/statement.py [--transactions 5000000] [--years 5] [--accounts 20000] [--queries 50]
+    .venv/bin/python bench/statements.py [--transactions 5000000] [--years 5] [--accounts 20000]
+                                         [--clients 50] [--rate 120] [--minutes 2] [--jdbc-statements 40]
 
-Builds (once; reused while the parameters match) a lake whose silver tier holds the
-whole history and whose serving tier holds the last --serving-months months, written
-the way daily loads and micro-batches leave them: about one file per day, every file
-spanning all accounts. A copy of it then gets the layout (ledgerlake.upkeep.layout:
-OPTIMIZE ... ZORDER BY (account_id) of every month of both tiers).
+Builds (once; reused while the parameters match) a lake of --transactions generated
+transactions over --years years ending today, in the layout the backfill leaves (each
+month sorted by account), silver holding the whole history and the serving tier the
+last --serving-months months. Then, as in production, three processes run side by side:
 
-Then, in one warm Spark session (as the statement command or the JDBC server keeps
-it), runs 12-month statements for --queries random accounts against both lakes,
-interleaved so that background load hits both alike, and prints p50, p95 and max
-latency, files and bytes read per statement (from Spark's scan metrics), and the
-ratio. --jdbc also times the same statements through `ledgerlake serve-sql` and beeline.
+* ``ledgerlake stream`` applies a landing zone that a producer fills with one file of
+  --events-per-second events a second (new postings of the current month);
+* ``ledgerlake serve-statements`` (one API key per client, the default rate limit)
+  answers --clients clients asking 12-month statements (6 months from silver, 6 from
+  the serving tier) of random accounts for --minutes minutes, together offering --rate
+  statements a second (each client waits a random time between its statements); then
+  the same clients for --saturate-seconds without waiting, which shows the service's
+  capacity;
+* ``ledgerlake serve-sql`` answers --jdbc-statements of the same statements as SQL through
+  beeline (beeline's own timings).
+
+Prints p50/p95/p99 latency, statements/s and errors of each service phase, the delay
+between a serving commit and the service reading it, and the JDBC p50/p95.
+Targets on the 2-core machine: service p50 <= 100 ms, p99 <= 300 ms, >= 100 statements/s,
+no error; JDBC p50 <= 1 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import calendar
+import http.client
 import json
 import math
 import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -132,87 +147,177 @@ def build(args: argparse.Namespace, work: Path, today: date) -> tuple[Path, dict
     return root, info
 
 
-def measure(args: argparse.Namespace, lakes: dict[str, Path], today: date) -> dict[str, list[dict]]:
-    """Interleaved 12-month statements against every lake in one warm session."""
-    from ledgerlake.config import LakeConfig
-    from ledgerlake.lake import Lake
-    from ledgerlake.query.statement import in_statement_order, statement_frame
-    from ledgerlake.serving import window_for
-    from ledgerlake.session import build_session
-    from tests.scan_metrics import scan_metrics
-
-    spark = build_session(LakeConfig(warehouse=str(next(iter(lakes.values())))), "bench-statement")
-    opened = {name: Lake(spark, str(root)) for name, root in lakes.items()}
-    window = window_for(today, args.serving_months).first_day
-    start = date(today.year - 1, today.month, 1) + timedelta(days=31)
-    start = date(start.year, start.month, 1)                                 # 12 calendar months
-    rnd = random.Random(args.seed)
-    sample = rnd.sample(range(args.accounts // 4), args.queries)            # active accounts
-    ids = [f"{(a * 7919 % 1_000_000_000 + 100_000_000):012d}" for a in sample]
-    for lake in opened.values():                                            # warm-up, not counted
-        for account in ids[:3]:
-            in_statement_order(statement_frame(lake, account, start, today, window).collect())
-    runs: dict[str, list[dict]] = {name: [] for name in opened}
-    for i, account in enumerate(ids):
-        order = list(opened.items()) if i % 2 == 0 else list(reversed(opened.items()))
-        for name, lake in order:
-            t0 = time.perf_counter()
-            df = statement_frame(lake, account, start, today, window)
-            rows = in_statement_order(df.collect())
-            seconds = time.perf_counter() - t0
-            metrics = scan_metrics(df)
-            runs[name].append({"seconds": seconds, "rows": len(rows), "files": metrics.files, "bytes": metrics.bytes})
-    print(f"statements: {args.queries} accounts, {start}..{today} "
-          f"(silver up to {window - timedelta(days=1)}, serving from {window})", flush=True)
-    spark.stop()
-    return runs
+def statement_range(today: date) -> tuple[date, date]:
+    """Twelve calendar months ending with today's month."""
+    first = date(today.year - 1, today.month, 1) + timedelta(days=31)
+    return date(first.year, first.month, 1), today
 
 
-def measure_jdbc(args: argparse.Namespace, lake: Path, today: date) -> list[float]:
-    """The same statements as SQL through `ledgerlake serve-sql` and beeline; beeline's own timings."""
-    from ledgerlake.query.statement import COLUMNS
+def account_id(index: int) -> str:
+    """The account number ``history`` gives account ``index``."""
+    return f"{(index * 7919 % 1_000_000_000 + 100_000_000):012d}"
+
+
+def start_process(command: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    with log.open("w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def wait_until(check, what: str, timeout: float, proc: subprocess.Popen | None = None) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{what}: the process exited with {proc.returncode}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what}: not within {timeout:.0f}s")
+
+
+@dataclass
+class Phase:
+    """What the clients saw in one phase."""
+
+    name: str
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[int, int] = field(default_factory=dict)
+    rows: int = 0
+
+    def line(self) -> str:
+        done = len(self.latencies)
+        lat = self.latencies or [0.0]
+        errors = sum(self.errors.values())
+        return (f"{self.name:<22} {done:6d} statements in {self.seconds:5.0f}s = {done / self.seconds:6.1f}/s  "
+                f"p50 {percentile(lat, 50) * 1000:6.1f} ms  p95 {percentile(lat, 95) * 1000:6.1f} ms  "
+                f"p99 {percentile(lat, 99) * 1000:6.1f} ms  max {max(lat) * 1000:6.0f} ms  "
+                f"errors {errors}{' ' + str(self.errors) if errors else ''}  rows/statement "
+                f"{self.rows / max(1, done):.0f}")
+
+
+def run_clients(port: int, keys: list[str], accounts: int, first: date, last: date, seconds: float,
+                rate: float | None, seed: int, name: str) -> Phase:
+    """len(keys) clients, each with its own key and connection; ``rate``: statements/s they offer together
+    (exponential waits between a client's statements), None: each asks again as soon as it has its answer."""
+    phase = Phase(name)
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        rnd = random.Random(seed * 1000 + index)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine, errors, rows = [], {}, 0
+        next_at = time.monotonic() + (rnd.expovariate(rate / len(keys)) if rate else 0)
+        while True:
+            if rate:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+            if time.monotonic() >= stop_at:
+                break
+            path = f"/accounts/{account_id(rnd.randrange(accounts))}/statement?from={first}&to={last}"
+            started = time.perf_counter()
+            try:
+                conn.request("GET", path, headers={"X-API-Key": keys[index]})
+                answer = conn.getresponse()
+                body = answer.read()
+                status = answer.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                status, body = -1, b""
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                errors[status] = errors.get(status, 0) + 1
+            else:
+                rows += body.count(b'"txn_id"')
+            if rate:
+                next_at += rnd.expovariate(rate / len(keys))
+        with lock:
+            phase.latencies += mine
+            phase.rows += rows
+            for code, n in errors.items():
+                phase.errors[code] = phase.errors.get(code, 0) + n
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(keys))]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    phase.seconds = time.monotonic() - started
+    return phase
+
+
+class Freshness:
+    """When the service first reports each serving version (polling /health), against the commit's own time."""
+
+    def __init__(self, port: int, lake: Path) -> None:
+        self.url, self.lake = f"http://127.0.0.1:{port}/health", lake
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                version = get_json(self.url)["tables"]["serving.transactions_recent"]["version"]
+            except OSError:
+                continue
+            self.seen.setdefault(version, time.time())
+
+    def delays(self) -> list[float]:
+        log = self.lake / "serving" / "transactions_recent" / "_delta_log"
+        found = []
+        for version, seen in self.seen.items():
+            commit = log / f"{version:020d}.json"
+            if version and commit.exists():
+                info = [json.loads(line) for line in commit.read_text().splitlines() if "commitInfo" in line]
+                if info:
+                    found.append(seen - info[0]["commitInfo"]["timestamp"] / 1000)
+        return found[1:]                        # the first one was committed before the probe started
+
+
+def measure_jdbc(args: argparse.Namespace, lake: Path, today: date, port: int) -> list[float]:
+    """The same statements as SQL through ``ledgerlake serve-sql`` and beeline; beeline's own timings."""
+    from ledgerlake.query.reader import COLUMNS
     from ledgerlake.serving import window_for
     from ledgerlake.session import spark_home
 
-    port = 10000 + random.Random().randrange(20000)
-    server = subprocess.Popen([sys.executable, "-m", "ledgerlake.cli", "serve-sql", "--port", str(port),
-                               "--warehouse", str(lake)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True, cwd=REPO)
-    try:
-        for line in server.stdout:
-            if "serving lake" in line:
-                break
-        window = window_for(today, args.serving_months).first_day
-        start = date(today.year - 1, today.month, 1) + timedelta(days=31)
-        start = date(start.year, start.month, 1)
-        rnd = random.Random(args.seed)
-        ids = [f"{(a * 7919 % 1_000_000_000 + 100_000_000):012d}"
-               for a in rnd.sample(range(args.accounts // 4), args.queries)]
-        cols = ", ".join(COLUMNS)
-        queries = [
-            f"SELECT {cols} FROM silver.transactions WHERE account_id = '{a}' AND posting_date BETWEEN "
-            f"DATE'{start}' AND DATE'{window - timedelta(days=1)}' UNION ALL SELECT {cols} FROM "
-            f"serving.transactions_recent WHERE account_id = '{a}' AND posting_date BETWEEN DATE'{window}' AND "
-            f"DATE'{today}' ORDER BY posting_date, posted_at, txn_id;" for a in ids[:3] + ids]
-        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-            f.write("\n".join(queries) + "\n")
-        out = subprocess.run([str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default",
-                              "-n", "bench", "--outputformat=csv2", "-f", f.name], capture_output=True, text=True,
-                             env={**os.environ, "SPARK_HOME": str(spark_home())})
-        timings = [float(t) for t in re.findall(r"rows? selected \(([\d.]+) seconds\)", out.stdout + out.stderr)]
-        return timings[3:]                                                   # first three warm the server up
-    finally:
-        server.terminate()
-        server.wait(timeout=120)
-
-
-def summary(name: str, runs: list[dict]) -> str:
-    secs = [r["seconds"] for r in runs]
-    files = [r["files"] for r in runs]
-    return (f"{name:<12} p50 {statistics.median(secs):6.3f}s  p95 {percentile(secs, 95):6.3f}s  "
-            f"max {max(secs):6.3f}s  | files read per statement: mean {statistics.mean(files):6.1f}  "
-            f"max {max(files):4d}  | MiB read: mean {statistics.mean(r['bytes'] for r in runs) / 2**20:6.1f}  "
-            f"| rows: mean {statistics.mean(r['rows'] for r in runs):5.1f}")
+    window = window_for(today, args.serving_months).first_day
+    first, last = statement_range(today)
+    rnd = random.Random(args.seed + 1)
+    ids = [account_id(rnd.randrange(args.accounts)) for _ in range(args.jdbc_statements + 3)]
+    cols = ", ".join(COLUMNS)
+    queries = [
+        f"SELECT {cols} FROM silver.transactions WHERE account_id = '{a}' AND posting_date BETWEEN "
+        f"DATE'{first}' AND DATE'{window - timedelta(days=1)}' UNION ALL SELECT {cols} FROM "
+        f"serving.transactions_recent WHERE account_id = '{a}' AND posting_date BETWEEN DATE'{window}' AND "
+        f"DATE'{last}' ORDER BY posting_date, posted_at, txn_id;" for a in ids]
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write("\n".join(queries) + "\n")
+    out = subprocess.run([str(spark_home() / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default",
+                          "-n", "bench", "--outputformat=csv2", "-f", f.name], capture_output=True, text=True,
+                         env={**os.environ, "SPARK_HOME": str(spark_home())})
+    timings = [float(t) for t in re.findall(r"rows? selected \(([\d.]+) seconds\)", out.stdout + out.stderr)]
+    return timings[3:]                                                       # the first three warm the server up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,33 +326,98 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--serving-months", type=int, default=6)
-    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=120.0, help="statements/s the clients offer together")
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--saturate-seconds", type=float, default=30.0,
+                        help="then the clients without waits, for this long (0: skip)")
+    parser.add_argument("--events-per-second", type=int, default=200)
+    parser.add_argument("--jdbc-statements", type=int, default=40, help="0: skip the JDBC part")
+    parser.add_argument("--cache-mb", type=int, help="the service's --cache-mb (default: its own default)")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--today", default="2025-12-31", help="end of the history; the serving window ends here")
-    parser.add_argument("--workdir", default=str(REPO / ".bench" / "statement"))
-    parser.add_argument("--jdbc", action="store_true", help="also time the statements through serve-sql + beeline")
+    parser.add_argument("--today", default=date.today().isoformat(), help="end of the history (default today)")
+    parser.add_argument("--workdir", default=str(REPO / ".bench" / "statements"))
     args = parser.parse_args(argv)
     os.environ.setdefault("LEDGERLAKE_DRIVER_MEMORY", "6g")
     today = date.fromisoformat(args.today)
+    work = Path(args.workdir)
+    lake, info = build(args, work, today)
+    print(f"lake: {args.transactions:,} transactions {info['first']}..{info['today']}, {args.accounts:,} accounts",
+          flush=True)
 
-    raw, clustered, info = build(args, Path(args.workdir), today)
-    print(f"data files (silver, serving): unclustered {info['files']['unclustered']}, "
-          f"clustered {info['files']['clustered']}")
-    runs = measure(args, {"clustered": clustered, "unclustered": raw}, today)
-    print(summary("clustered", runs["clustered"]))
-    print(summary("unclustered", runs["unclustered"]))
-    c, u = runs["clustered"], runs["unclustered"]
-    print(f"layout buys: {statistics.mean(r['files'] for r in u) / statistics.mean(r['files'] for r in c):.1f}x "
-          f"fewer files, {statistics.median(r['seconds'] for r in u) / statistics.median(r['seconds'] for r in c):.1f}x"
-          f" lower p50 latency")
-    assert [r["rows"] for r in c] == [r["rows"] for r in u], "both layouts must return the same statements"
-    if args.jdbc:
-        timings = measure_jdbc(args, clustered, today)
-        if timings:
-            print(f"{'jdbc':<12} p50 {statistics.median(timings):6.3f}s  p95 {percentile(timings, 95):6.3f}s  "
-                  f"max {max(timings):6.3f}s  (beeline's timings, clustered lake, {len(timings)} statements)")
-        else:
-            print("jdbc: beeline reported no timings")
+    from freshness import Producer
+
+    from ledgerlake.query.service import key_line, new_api_key
+
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    landing = run / "landing"
+    landing.mkdir(parents=True)
+    keys = [new_api_key() for _ in range(args.clients)]
+    (run / "keys").write_text("".join(key_line(f"client-{i}", k) + "\n" for i, k in enumerate(keys)))
+    cli = [sys.executable, "-m", "ledgerlake.cli"]
+    common = ["--warehouse", str(lake), "--today", str(today), "--serving-months", str(args.serving_months)]
+    http_port, jdbc_port = 18000 + random.randrange(1000), 11000 + random.randrange(1000)
+    stream = start_process([*cli, "stream", "--input", str(landing), *common], run / "stream.log")
+    service_args = ["--cache-mb", str(args.cache_mb)] if args.cache_mb is not None else []
+    service = start_process([*cli, "serve-statements", "--port", str(http_port), "--api-keys-file", str(run / "keys"),
+                             *service_args, *common], run / "service.log")
+    jdbc = start_process([*cli, "serve-sql", "--port", str(jdbc_port), *common], run / "serve-sql.log") \
+        if args.jdbc_statements else None
+    producer = Producer(landing, args.events_per_second, 1.0, args.seed)
+    feeding = threading.Event()
+
+    def feed() -> None:
+        index = 0
+        while not feeding.is_set():
+            producer.land(index)
+            index += 1
+            feeding.wait(1.0)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    try:
+        health = f"http://127.0.0.1:{http_port}/health"
+        wait_until(lambda: get_json(health)["cache"]["queued"] == 0, "the service's cache warm-up", 600, service)
+        feeder.start()
+        checkpoint_commits = lake / "_checkpoints" / "stream-events" / "commits"
+        wait_until(lambda: (checkpoint_commits / "0").exists(), "the stream's first micro-batch", 600, stream)
+        if jdbc is not None:
+            wait_until(lambda: "serving lake" in (run / "serve-sql.log").read_text(), "serve-sql", 600, jdbc)
+        cache = get_json(health)["cache"]
+        print(f"service up: {cache['files']} files decoded, {cache['bytes'] / 2**20:.0f} MiB; the stream is "
+              f"applying {args.events_per_second} events/s", flush=True)
+        first, last = statement_range(today)
+        print(f"statements {first}..{last}: {args.clients} clients, random accounts of {args.accounts:,}", flush=True)
+        run_clients(http_port, keys, args.accounts, first, last, 10, args.rate, args.seed + 7, "warm-up")
+        probe = Freshness(http_port, lake)
+        probe.thread.start()
+        phases = [run_clients(http_port, keys, args.accounts, first, last, args.minutes * 60, args.rate, args.seed,
+                              f"service, {args.rate:g}/s offered")]
+        print(phases[0].line(), flush=True)
+        if args.saturate_seconds:
+            phases.append(run_clients(http_port, keys, args.accounts, first, last, args.saturate_seconds, None,
+                                      args.seed + 1, "service, no waits"))
+            print(phases[-1].line(), flush=True)
+        probe.stop.set()
+        delays = probe.delays()
+        if delays:
+            print(f"serving commits read by the service after: p50 {percentile(delays, 50):.2f}s  "
+                  f"max {max(delays):.2f}s ({len(delays)} commits; polled every 0.05 s)", flush=True)
+        print(f"service cache: {get_json(health)['cache']}", flush=True)
+        if jdbc is not None:
+            timings = measure_jdbc(args, lake, today, jdbc_port)
+            if timings:
+                print(f"{'jdbc (beeline)':<22} {len(timings):6d} statements  p50 {statistics.median(timings):.3f}s  "
+                      f"p95 {percentile(timings, 95):.3f}s  max {max(timings):.3f}s", flush=True)
+            else:
+                print("jdbc: beeline reported no timings; see serve-sql.log", flush=True)
+        commits = len(list(checkpoint_commits.iterdir()))
+        print(f"the stream committed {commits} micro-batches meanwhile", flush=True)
+    finally:
+        feeding.set()
+        for proc in (service, jdbc, stream):
+            if proc is not None:
+                stop_process(proc)
     return 0
 
 

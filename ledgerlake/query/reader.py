@@ -337,6 +337,7 @@ class StatementReader:
         self._snapshots: dict[str, TierSnapshot] = {}
         self._watchers: dict[str, DeltaTable] = {}
         self._refresh_lock = threading.Lock()
+        self._warm_months = 0
 
     def open(self) -> StatementReader:
         """Read the tiers' current versions; LakeNotFound when there is no silver table."""
@@ -373,10 +374,14 @@ class StatementReader:
                     moved.append(table)
             if moved:
                 self.cache.retain({f.uri for s in self._snapshots.values() for f in s.files})
+        if moved and self._warm_months:
+            self.warm(self._warm_months)             # the new commits' files, decoded before they are asked for
         return moved
 
     def warm(self, months: int) -> None:
-        """Queue the serving tier's files and silver's newest ``months`` months for the cache."""
+        """Queue the serving tier's files and silver's newest ``months`` months for the cache (and, from now on,
+        the files new commits add to those months)."""
+        self._warm_months = months
         snapshots = self.snapshots()
         wanted: list[DataFile] = []
         for table in (SERVING, SILVER):
