@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="then the clients without waits, for this long (0: skip)")
     parser.add_argument("--events-per-second", type=int, default=200)
     parser.add_argument("--jdbc-statements", type=int, default=40, help="0: skip the JDBC part")
+    parser.add_argument("--jdbc-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting for serve-sql, repeatable")
     parser.add_argument("--cache-mb", type=int, help="the service's --cache-mb (default: its own default)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--today", default=date.today().isoformat(), help="end of the history (default today)")
@@ -358,19 +360,23 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "ledgerlake.cli"]
     common = ["--warehouse", str(lake), "--today", str(today), "--serving-months", str(args.serving_months)]
     http_port, jdbc_port = 18000 + random.randrange(1000), 11000 + random.randrange(1000)
-    stream = start_process([*cli, "stream", "--input", str(landing), *common], run / "stream.log")
+    checkpoint = run / "checkpoint"                      # a new stream each run, over the same lake
+    stream = start_process([*cli, "stream", "--input", str(landing), "--checkpoint", str(checkpoint), *common],
+                           run / "stream.log")
     service_args = ["--cache-mb", str(args.cache_mb)] if args.cache_mb is not None else []
     service = start_process([*cli, "serve-statements", "--port", str(http_port), "--api-keys-file", str(run / "keys"),
                              *service_args, *common], run / "service.log")
-    jdbc = start_process([*cli, "serve-sql", "--port", str(jdbc_port), *common], run / "serve-sql.log") \
+    jdbc_conf = [arg for setting in args.jdbc_conf for arg in ("--conf", setting)]
+    jdbc = start_process([*cli, "serve-sql", "--port", str(jdbc_port), *jdbc_conf, *common], run / "serve-sql.log") \
         if args.jdbc_statements else None
     producer = Producer(landing, args.events_per_second, 1.0, args.seed)
+    producer.next_txn = int(time.time()) * 100_000          # new txn_ids on every run: the stream applies them all
     feeding = threading.Event()
 
     def feed() -> None:
-        index = 0
+        index, prefix = 0, f"events-{int(time.time())}"          # names the stream's checkpoint has not seen
         while not feeding.is_set():
-            producer.land(index)
+            producer.land(index, prefix)
             index += 1
             feeding.wait(1.0)
 
@@ -379,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         health = f"http://127.0.0.1:{http_port}/health"
         wait_until(lambda: get_json(health)["cache"]["queued"] == 0, "the service's cache warm-up", 600, service)
         feeder.start()
-        checkpoint_commits = lake / "_checkpoints" / "stream-events" / "commits"
+        checkpoint_commits = checkpoint / "commits"
         wait_until(lambda: (checkpoint_commits / "0").exists(), "the stream's first micro-batch", 600, stream)
         if jdbc is not None:
             wait_until(lambda: "serving lake" in (run / "serve-sql.log").read_text(), "serve-sql", 600, jdbc)
@@ -388,12 +394,14 @@ def main(argv: list[str] | None = None) -> int:
               f"applying {args.events_per_second} events/s", flush=True)
         first, last = statement_range(today)
         print(f"statements {first}..{last}: {args.clients} clients, random accounts of {args.accounts:,}", flush=True)
-        run_clients(http_port, keys, args.accounts, first, last, 10, args.rate, args.seed + 7, "warm-up")
+        if args.minutes:
+            run_clients(http_port, keys, args.accounts, first, last, 10, args.rate, args.seed + 7, "warm-up")
         probe = Freshness(http_port, lake)
         probe.thread.start()
-        phases = [run_clients(http_port, keys, args.accounts, first, last, args.minutes * 60, args.rate, args.seed,
+        phases = [] if not args.minutes else [run_clients(http_port, keys, args.accounts, first, last, args.minutes * 60, args.rate, args.seed,
                               f"service, {args.rate:g}/s offered")]
-        print(phases[0].line(), flush=True)
+        for phase in phases:
+            print(phase.line(), flush=True)
         if args.saturate_seconds:
             phases.append(run_clients(http_port, keys, args.accounts, first, last, args.saturate_seconds, None,
                                       args.seed + 1, "service, no waits"))
@@ -411,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"p95 {percentile(timings, 95):.3f}s  max {max(timings):.3f}s", flush=True)
             else:
                 print("jdbc: beeline reported no timings; see serve-sql.log", flush=True)
+        if stream.poll() is not None:
+            raise SystemExit(f"the stream stopped during the run (exit {stream.returncode}); see {run / 'stream.log'}")
         commits = len(list(checkpoint_commits.iterdir()))
         print(f"the stream committed {commits} micro-batches meanwhile", flush=True)
     finally:
