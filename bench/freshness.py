@@ -78,6 +78,16 @@ def serving_commits(lake: Path) -> dict[int, float]:
     return commits
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 120) -> None:
+    """SIGTERM, then SIGKILL to the process group after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -191,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.5)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process(proc, timeout=180)
 
     batches, visible = file_batches(lake / CHECKPOINT), serving_commits(lake)
     latencies: list[float] = []

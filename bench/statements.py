@@ -36,7 +36,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -163,15 +162,6 @@ def start_process(command: list[str], log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                                 start_new_session=True)
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def get_json(url: str) -> dict:
@@ -347,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lake: {args.transactions:,} transactions {info['first']}..{info['today']}, {args.accounts:,} accounts",
           flush=True)
 
-    from freshness import Producer
+    from freshness import Producer, stop_process
 
     from ledgerlake.query.service import key_line, new_api_key
 

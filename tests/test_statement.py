@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -131,6 +133,17 @@ def test_bad_input_is_one_line_error(tmp_path, args, message, ledgerlake_cli):
     assert len(lines) == 1 and lines[0].startswith("ledgerlake statement: error: ") and message in lines[0], \
         proc.stderr
     assert not (tmp_path / "lake").exists()
+
+
+def test_a_statement_starts_no_jvm(two_tiers, tmp_path):
+    """The command reads with delta-rs: it works where no Java can be found."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "SPARK_HOME")}
+    env["PATH"] = str(tmp_path)                                     # no java on the path either
+    proc = subprocess.run([str(BIN / "ledgerlake"), "statement", "--account", ACCOUNT, "--from", str(FIRST),
+                           "--to", str(LAST), "--format", "csv", "--warehouse", two_tiers.root, "--today", str(TODAY),
+                           "--serving-months", str(MONTHS)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(",")[0] for line in proc.stdout.splitlines()[1:]] == TWO_TIER_IDS
 
 
 @pytest.mark.slow

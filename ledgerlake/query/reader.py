@@ -21,7 +21,6 @@ statement service calls it on a timer; ``ledgerlake statement`` reads once).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -471,7 +470,3 @@ def watch(reader: StatementReader, every: float, stop: threading.Event) -> threa
     thread.start()
     return thread
 
-
-def cache_budget_from_env(default_mb: int) -> int:
-    """The cache's budget in bytes: LEDGERLAKE_STATEMENT_CACHE_MB, else ``default_mb``."""
-    return int(os.environ.get("LEDGERLAKE_STATEMENT_CACHE_MB", default_mb)) * 2**20
