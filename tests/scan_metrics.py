@@ -1,5 +1,4 @@
-"""What the file scans of an executed query read (files, bytes), from Spark's scan metrics: for layout tests and
-the statement benchmark."""
+"""What the file scans of an executed query read (files, bytes), from Spark's scan metrics: for layout tests."""
 
 from __future__ import annotations
 

@@ -260,3 +260,15 @@ def test_the_server_needs_keys_off_loopback_and_sees_new_commits(two_tiers, tmp_
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0
+
+
+def test_idle_rate_limit_buckets_are_forgotten(monkeypatch):
+    import ledgerlake.query.service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_BUCKETS", 3)
+    limiter = RateLimiter(100, burst=1)                     # a bucket is full again 10 ms after its last use
+    assert [limiter.allow(f"client-{i}") for i in range(5)] == [0.0] * 5
+    assert limiter.allow("client-0") > 0                   # its token is spent
+    time.sleep(0.05)
+    assert limiter.allow("client-9") == 0.0
+    assert set(limiter._buckets) == {"client-9"}            # the idle ones were dropped: memory stays bounded

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 API_KEYS_ENV = "LEDGERLAKE_API_KEYS"
 KEY_SCHEME = "sha256"
 MAX_STATEMENT_DAYS = 3660          # ten years: a longer range is refused, not read
+MAX_BUCKETS = 10_000               # rate-limit buckets kept before idle ones are forgotten
 
 
 class KeyFileError(ValueError):
@@ -118,6 +119,9 @@ class RateLimiter:
             return 0.0
         now = time.monotonic()
         with self._lock:
+            if len(self._buckets) > MAX_BUCKETS:
+                refilled = now - self.burst / self.rate      # buckets idle this long are full again: forget them
+                self._buckets = {c: b for c, b in self._buckets.items() if b[1] > refilled}
             tokens, last = self._buckets.get(caller, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens >= 1:
