@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerlake import objectstore
 from ledgerlake.serving import month_of
+from warehouse.tables import ALL_TABLES, SERVING_TRANSACTIONS, SILVER_TRANSACTIONS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SILVER = "silver.transactions"
-SERVING = "serving.transactions_recent"
+SILVER = SILVER_TRANSACTIONS.name
+SERVING = SERVING_TRANSACTIONS.name
 TIERS = (SILVER, SERVING)
 # The lake contract's columns, in contract order: what a statement returns.
 COLUMNS = ["txn_id", "source_system", "account_id", "posting_date", "posted_at", "value_date", "txn_code",
@@ -54,8 +55,8 @@ class LakeNotFound(ValueError):
 
 
 def table_uri(warehouse: str, table: str) -> str:
-    """Where a table lives under the lake's root (``silver.transactions`` -> ``ROOT/silver/transactions``)."""
-    return warehouse.rstrip("/") + "/" + table.replace(".", "/")
+    """Where a table lives under the lake's root (as ``Lake.path`` places it, without a Spark session)."""
+    return warehouse.rstrip("/") + "/" + ALL_TABLES[table].relative_path
 
 
 def storage_options(warehouse: str) -> dict[str, str]:
